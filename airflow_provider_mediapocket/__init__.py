@@ -1,0 +1,71 @@
+"""Apache Airflow provider for the Media Pocket digital asset management API v2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PKG = "airflow_provider_mediapocket"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    return {
+        "package-name": "airflow-provider-mediapocket",
+        "name": "Media Pocket",
+        "description": "Media Pocket digital asset management (DAM) API v2: assets, media, projects "
+        "and DAG actions, with deferrable waits.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Media Pocket",
+                "external-doc-url": "https://tryme.mediapocket.fi",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.hooks.mediapocket"]}],
+        "connection-types": [
+            {
+                "connection-type": "mediapocket",
+                "hook-class-name": f"{_PKG}.hooks.mediapocket.MediaPocketHook",
+                "hook-name": "Media Pocket",
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Timeout of one HTTP request. Default 30.",
+                        "schema": {"type": ["number", "null"], "minimum": 0.001, "default": 30},
+                    },
+                    "verify_ssl": {
+                        "label": "Verify SSL",
+                        "description": "Check the server's TLS certificate. Default true.",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                    "retry_limit": {
+                        "label": "Retry limit",
+                        "description": "Retries of a transient failure (429, 5xx, network). Default 3.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0, "default": 3},
+                    },
+                    "retry_backoff": {
+                        "label": "Retry backoff (seconds)",
+                        "description": "First retry delay; doubles each retry, capped at 30 s, with jitter.",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 1},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login"],
+                    "relabeling": {
+                        "host": "Base URL",
+                        "password": "API Key",
+                        "schema": "Scheme (http or https)",
+                    },
+                    "placeholders": {
+                        "host": "https://tryme.mediapocket.fi",
+                        "password": "Media Pocket API key (profile settings > API keys)",
+                        "schema": "https",
+                        "port": "443",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,109 @@
+"""Exceptions raised by the Media Pocket provider.
+
+Every failure is a :class:`MediaPocketError` (an ``AirflowException``). An error that came from the
+API carries the HTTP ``status``, the request ``method`` and ``path`` and the server's own ``message``;
+none of them ever carries request headers or the API key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from airflow.sdk.exceptions import AirflowException
+except ImportError:  # pragma: no cover - Airflow 3.0 kept it only in airflow.exceptions
+    from airflow.exceptions import AirflowException  # type: ignore[attr-defined,unused-ignore]
+
+
+class MediaPocketError(AirflowException):
+    """Base class of every Media Pocket failure."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        server_message: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.method = method
+        self.path = path
+        self.server_message = server_message
+        self.body = body
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep keyword-only attributes when the error crosses a process boundary (pickle).
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[MediaPocketError], message: str, state: dict[str, Any]) -> MediaPocketError:
+    error = cls.__new__(cls)
+    AirflowException.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class MediaPocketConfigError(MediaPocketError):
+    """The Airflow connection is missing or incomplete (no host, no API key, bad extras)."""
+
+
+class MediaPocketValidationError(MediaPocketError, ValueError):
+    """A parameter was rejected: by the provider before sending (``status`` None) or by the API (400/422)."""
+
+
+class MediaPocketAuthError(MediaPocketError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+
+class MediaPocketPermissionError(MediaPocketError):
+    """HTTP 403: the key's user lacks a permission (``ACTIONS_VIEW``, ``ACTIONS_START``, ownership)."""
+
+
+class MediaPocketNotFoundError(MediaPocketError):
+    """HTTP 404: the asset, project, comment, DAG action, run or user does not exist."""
+
+
+class MediaPocketRateLimitError(MediaPocketError):
+    """HTTP 429 after the retries ran out; ``retry_after`` holds the server's hint in seconds."""
+
+    retry_after: float | None = None
+
+
+class MediaPocketServerError(MediaPocketError):
+    """HTTP 5xx after the retries ran out, or a body that is not the JSON the API promises."""
+
+
+class MediaPocketOperationError(MediaPocketError):
+    """The API answered HTTP 200 but the body reports a failure (``{"error": ...}`` or ``errors``).
+
+    Media Pocket does this for assign/unassign, for creating an asset in a project whose media URL is
+    bad (the asset *is* created: see ``created_asset_id``) and for removing media that is not there.
+    """
+
+    created_asset_id: str | None = None
+
+
+class MediaPocketTransportError(MediaPocketError):
+    """The request failed on the network (connect, timeout, dropped connection) after the retries.
+
+    ``request_sent`` tells whether the server may have received and applied the request: when True
+    the outcome of a non-idempotent call is unknown and it was deliberately not repeated.
+    """
+
+    request_sent: bool = False
+
+
+class MediaPocketRunFailedError(MediaPocketError):
+    """A DAG action run ended in a failure status."""
+
+
+class MediaPocketTimeoutError(MediaPocketError):
+    """A wait (run or asset) passed its deadline."""

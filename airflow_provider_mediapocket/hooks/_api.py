@@ -1,0 +1,393 @@
+"""Request builders: one function per Media Pocket API v2 endpoint, shared by the sync and async hook.
+
+Each returns an :class:`ApiCall` (method, path, body, how to parse the answer). Parameters are
+validated here, so a bad value fails before anything is sent, whichever client sends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+from pydantic import BaseModel
+
+from airflow_provider_mediapocket._transport import ApiCall
+from airflow_provider_mediapocket.exceptions import MediaPocketNotFoundError, MediaPocketValidationError
+from airflow_provider_mediapocket.models import (
+    ApiKey,
+    Asset,
+    AssetCreate,
+    AssetUpdate,
+    AssignBody,
+    Attachment,
+    AttachmentCreate,
+    Collection,
+    Comment,
+    CommentBody,
+    DagAction,
+    DagActionRun,
+    GuestBody,
+    HistoryPage,
+    Media,
+    MediaFromS3,
+    MediaFromUrl,
+    Project,
+    ProjectAssetCreate,
+    ProjectContents,
+    ProjectCreate,
+    ProjectUpdate,
+    RequestModel,
+    Stats,
+    ThumbnailBody,
+    User,
+    UserGroup,
+    check_id,
+    validate_request,
+)
+
+API = "/api/v2"
+M = TypeVar("M", bound=BaseModel)
+RM = TypeVar("RM", bound=RequestModel)
+
+
+def path(*parts: str) -> str:
+    """``/api/v2/<part>/<part>...`` with every id quoted as one path segment."""
+    return API + "".join("/" + quote(part, safe="") for part in parts)
+
+
+def one(key: str, model: type[M]) -> Callable[[Any], M]:
+    return lambda body: model.model_validate(body[key])
+
+
+def many(key: str, model: type[M]) -> Callable[[Any], list[M]]:
+    return lambda body: [model.model_validate(item) for item in body[key]]
+
+
+def text(*keys: str) -> Callable[[Any], str]:
+    """The first of ``keys`` present in the body, as a string (``{"ok": "ok"}`` -> ``"ok"``)."""
+
+    def parse(body: Any) -> str:
+        for key in keys:
+            if key in body:
+                return str(body[key])
+        raise KeyError(keys[0])
+
+    return parse
+
+
+def body_of(model: type[RM], data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Validate ``data`` (None values mean "not given") with ``model`` and return the JSON body."""
+    given = {key: value for key, value in data.items() if value is not None}
+    return validate_request(model, given, prefix=prefix).to_body()
+
+
+def filename_from_url(file_url: str) -> str:
+    """The last path segment of a URL, unquoted (``.../clips/a%20b.mp4?x=1`` -> ``a b.mp4``)."""
+    name = unquote(urlsplit(file_url).path.rsplit("/", 1)[-1])
+    if not name:
+        raise MediaPocketValidationError(
+            f"Invalid parameter 'filename': cannot be derived from file_url {file_url!r} "
+            "(it has no file name); pass filename explicitly"
+        )
+    return name
+
+
+def media_from_url(file_url: Any, filename: Any) -> MediaFromUrl:
+    url = validate_request(MediaFromUrl, {"file_url": file_url, "filename": "x"}).file_url
+    name = filename if filename is not None else filename_from_url(url)
+    return validate_request(MediaFromUrl, {"file_url": url, "filename": name})
+
+
+# ---------------------------------------------------------------------------------------------- assets
+
+
+def get_asset(asset_id: Any) -> ApiCall[Asset]:
+    return ApiCall("GET", path("assets", check_id("asset_id", asset_id)), one("asset", Asset))
+
+
+def create_asset(**fields: Any) -> ApiCall[Asset]:
+    return ApiCall("POST", path("assets"), one("asset", Asset), json=body_of(AssetCreate, fields))
+
+
+def update_asset(asset_id: Any, **fields: Any) -> ApiCall[Asset]:
+    return ApiCall(
+        "PUT", path("assets", check_id("asset_id", asset_id)), one("asset", Asset),
+        json=body_of(AssetUpdate, fields),
+    )
+
+
+def asset_action(asset_id: Any, action: str, method: str = "POST") -> ApiCall[str]:
+    """trash_bin / restore (POST) and the permanent DELETE (``action`` "")."""
+    parts = ["assets", check_id("asset_id", asset_id)] + ([action] if action else [])
+    return ApiCall(method, path(*parts), text("ok"))
+
+
+def assign(kind: str, item_id: Any, project_id: Any) -> ApiCall[str]:
+    """Assign an asset or project (``kind`` "assets"/"projects") to a parent project.
+
+    Assigning to the same project again answers ``ok``, so a retry after a lost answer is harmless.
+    """
+    item = check_id(f"{kind[:-1]}_id", item_id)
+    body = body_of(AssignBody, {"to_project_id": check_id("project_id", project_id)})
+    return ApiCall("POST", path(kind, item, "assign"), text("ok"), json=body, idempotent=True)
+
+
+def unassign(kind: str, item_id: Any) -> ApiCall[str]:
+    return ApiCall("DELETE", path(kind, check_id(f"{kind[:-1]}_id", item_id), "unassign"), text("ok"))
+
+
+def add_media(asset_id: Any, file_url: Any, filename: Any = None) -> ApiCall[str]:
+    media = media_from_url(file_url, filename)
+    return ApiCall(
+        "POST", path("assets", check_id("asset_id", asset_id), "media"), text("ok"), json=media.to_body()
+    )
+
+
+def list_media(asset_id: Any, include_locations: bool = False) -> ApiCall[list[Media]]:
+    params = {"include_locations": "true"} if include_locations else None
+    return ApiCall(
+        "GET", path("assets", check_id("asset_id", asset_id), "media"), many("media", Media), params=params
+    )
+
+
+def remove_media(asset_id: Any) -> ApiCall[Asset]:
+    # Answers 200 with the asset plus {"errors": {...}} when there was no media: that is a failure.
+    return ApiCall(
+        "DELETE", path("assets", check_id("asset_id", asset_id), "media"), one("asset", Asset),
+        error_keys=("error", "errors"),
+    )
+
+
+def media_download_url(asset_id: Any, media_id: Any, filename: Any) -> ApiCall[str | None]:
+    name = check_id("filename", filename)
+    return ApiCall(
+        "GET",
+        path("assets", check_id("asset_id", asset_id), "media", check_id("media_id", media_id), "download_url"),
+        lambda body: None if body["url"] is None else str(body["url"]),
+        params={"filename": name},
+    )
+
+
+def file_metadata(asset_id: Any) -> ApiCall[dict[str, Any]]:
+    def parse(body: Any) -> dict[str, Any]:
+        value = body.get("file_metadata", body)
+        return dict(value)
+
+    return ApiCall("GET", path("assets", check_id("asset_id", asset_id), "file_metadata"), parse)
+
+
+def asset_collections(asset_id: Any) -> ApiCall[list[Collection]]:
+    return ApiCall(
+        "GET", path("assets", check_id("asset_id", asset_id), "collections"), many("collections", Collection)
+    )
+
+
+def history(kind: str, item_id: Any, cursor: Any = "0") -> ApiCall[HistoryPage]:
+    item = check_id(f"{kind[:-1]}_id", item_id)
+    return ApiCall("GET", path(kind, item, "history", check_id("cursor", cursor)), one("history", HistoryPage))
+
+
+# --------------------------------------------------------------------------- comments and attachments
+
+
+def list_comments(kind: str, item_id: Any) -> ApiCall[list[Comment]]:
+    return ApiCall(
+        "GET", path(kind, check_id(f"{kind[:-1]}_id", item_id), "comments"), many("comments", Comment)
+    )
+
+
+def comment(kind: str, item_id: Any, comment_id: Any, method: str = "GET", text_: Any = None) -> ApiCall[Any]:
+    """GET, POST (update: the same text again is harmless) or DELETE one comment."""
+    item = check_id(f"{kind[:-1]}_id", item_id)
+    target = path(kind, item, "comments", check_id("comment_id", comment_id))
+    if method == "DELETE":
+        return ApiCall("DELETE", target, text("ok"))
+    body = body_of(CommentBody, {"comment": text_}) if method == "POST" else None
+    return ApiCall(method, target, one("comment", Comment), json=body, idempotent=method == "POST" or None)
+
+
+def create_comment(kind: str, item_id: Any, text_: Any) -> ApiCall[Comment]:
+    body = body_of(CommentBody, {"comment": text_})
+    return ApiCall(
+        "POST", path(kind, check_id(f"{kind[:-1]}_id", item_id), "comments"), one("comment", Comment), json=body
+    )
+
+
+def list_attachments(kind: str, item_id: Any) -> ApiCall[list[Attachment]]:
+    return ApiCall(
+        "GET", path(kind, check_id(f"{kind[:-1]}_id", item_id), "attachments"), many("attachments", Attachment)
+    )
+
+
+def create_attachment(kind: str, item_id: Any, **fields: Any) -> ApiCall[Attachment]:
+    return ApiCall(
+        "POST", path(kind, check_id(f"{kind[:-1]}_id", item_id), "attachments"), one("asset", Attachment),
+        json=body_of(AttachmentCreate, fields),
+    )
+
+
+# --------------------------------------------------------------------------------------- DAG actions
+
+
+def list_dag_actions(asset_id: Any) -> ApiCall[list[DagAction]]:
+    return ApiCall(
+        "GET", path("assets", check_id("asset_id", asset_id), "dag_actions"), many("dag_actions", DagAction)
+    )
+
+
+def start_dag_action(asset_id: Any, dag_action_id: Any) -> ApiCall[DagActionRun]:
+    return ApiCall(
+        "POST",
+        path("assets", check_id("asset_id", asset_id), "dag_actions", check_id("dag_action_id", dag_action_id)),
+        one("dag_action_run", DagActionRun),
+    )
+
+
+def list_dag_action_runs(asset_id: Any) -> ApiCall[list[DagActionRun]]:
+    return ApiCall(
+        "GET", path("assets", check_id("asset_id", asset_id), "dag_action_runs"),
+        many("dag_action_runs", DagActionRun),
+    )
+
+
+def get_dag_action_run(asset_id: Any, run_id: Any) -> ApiCall[DagActionRun]:
+    """The API has no endpoint for one run: list the asset's runs and pick it (ids compared as strings)."""
+    wanted = check_id("dag_action_run_id", run_id)
+    listing = list_dag_action_runs(asset_id)
+
+    def parse(body: Any) -> DagActionRun:
+        for run in listing.parse(body):
+            if str(run.id) == wanted:
+                return run
+        raise MediaPocketNotFoundError(
+            f"DAG action run {wanted} not found among the runs of asset {asset_id}",
+            status=404, method="GET", path=listing.path,
+        )
+
+    return ApiCall("GET", listing.path, parse)
+
+
+# ------------------------------------------------------------------------------------------ projects
+
+
+def list_projects() -> ApiCall[list[Project]]:
+    return ApiCall("GET", path("projects"), many("projects", Project))
+
+
+def get_project(project_id: Any) -> ApiCall[Project]:
+    return ApiCall("GET", path("projects", check_id("project_id", project_id)), one("project", Project))
+
+
+def create_project(parent_id: Any = None, **fields: Any) -> ApiCall[Project]:
+    parts = ["projects"] if parent_id is None else ["projects", check_id("parent_project_id", parent_id),
+                                                      "projects"]
+    return ApiCall("POST", path(*parts), one("project", Project), json=body_of(ProjectCreate, fields))
+
+
+def update_project(project_id: Any, **fields: Any) -> ApiCall[Project]:
+    return ApiCall(
+        "PUT", path("projects", check_id("project_id", project_id)), one("project", Project),
+        json=body_of(ProjectUpdate, fields),
+    )
+
+
+def project_action(project_id: Any, action: str, method: str = "POST") -> ApiCall[str]:
+    parts = ["projects", check_id("project_id", project_id)] + ([action] if action else [])
+    return ApiCall(method, path(*parts), text("ok"))
+
+
+def list_subprojects(project_id: Any) -> ApiCall[list[Project]]:
+    return ApiCall(
+        "GET", path("projects", check_id("project_id", project_id), "projects"), many("projects", Project)
+    )
+
+
+def list_project_assets(project_id: Any) -> ApiCall[ProjectContents]:
+    return ApiCall(
+        "GET", path("projects", check_id("project_id", project_id), "assets"), ProjectContents.model_validate
+    )
+
+
+def create_project_asset(
+    project_id: Any, *, file_url: Any = None, filename: Any = None, s3_key: Any = None, **fields: Any
+) -> ApiCall[Asset]:
+    """Create an asset in a project, with media from ``file_url`` or ``s3_key`` in the same call.
+
+    A bad media URL is answered HTTP 200 with an error although the asset was created: that raises
+    MediaPocketOperationError whose ``created_asset_id`` names the asset.
+    """
+    if file_url is not None and s3_key is not None:
+        raise MediaPocketValidationError("Invalid parameters 'file_url' and 's3_key': give one, not both")
+    data = dict(fields)
+    if file_url is not None:
+        data["url"] = media_from_url(file_url, filename).to_body()
+    elif s3_key is not None:
+        name = filename if filename is not None else (str(s3_key).rsplit("/", 1)[-1] or None)
+        data["s3"] = validate_request(MediaFromS3, {"s3_key": s3_key, "filename": name}).to_body()
+    elif filename is not None:
+        raise MediaPocketValidationError("Invalid parameter 'filename': give it with file_url or s3_key")
+    return ApiCall(
+        "POST", path("projects", check_id("project_id", project_id), "assets"), one("asset", Asset),
+        json=body_of(ProjectAssetCreate, data),
+    )
+
+
+def project_stats(project_id: Any) -> ApiCall[Stats]:
+    return ApiCall("GET", path("projects", check_id("project_id", project_id), "stats"), one("stats", Stats))
+
+
+def project_visibility(project_id: Any, public: bool) -> ApiCall[bool]:
+    return ApiCall(
+        "POST", path("projects", check_id("project_id", project_id), "public" if public else "private"),
+        lambda body: bool(body["is_public"]),
+    )
+
+
+def project_users(project_id: Any, everyone: bool = False) -> ApiCall[list[User]]:
+    return ApiCall(
+        "GET", path("projects", check_id("project_id", project_id), "all_users" if everyone else "users"),
+        many("users", User),
+    )
+
+
+def project_member(project_id: Any, kind: str, member_id: Any, add: bool) -> ApiCall[str]:
+    """Add or remove a user (``kind`` "users") or user group ("user_groups") of a project."""
+    name = "user_id" if kind == "users" else "user_group_id"
+    return ApiCall(
+        "POST" if add else "DELETE",
+        path("projects", check_id("project_id", project_id), kind, check_id(name, member_id)),
+        text("ok"),
+    )
+
+
+def add_project_guest(project_id: Any, email: Any) -> ApiCall[list[User]]:
+    return ApiCall(
+        "POST", path("projects", check_id("project_id", project_id), "guests"), many("users", User),
+        json=body_of(GuestBody, {"email": email}),
+    )
+
+
+def project_user_groups(project_id: Any) -> ApiCall[list[UserGroup]]:
+    return ApiCall(
+        "GET", path("projects", check_id("project_id", project_id), "user_groups"),
+        many("user_groups", UserGroup),
+    )
+
+
+def set_project_thumbnail(project_id: Any, asset_id: Any) -> ApiCall[str]:
+    body = body_of(ThumbnailBody, {"thumbnail_asset_id": check_id("thumbnail_asset_id", asset_id)})
+    return ApiCall(
+        "PUT", path("projects", check_id("project_id", project_id), "thumbnail"), text("message"), json=body
+    )
+
+
+def remove_project_thumbnail(project_id: Any) -> ApiCall[str]:
+    return ApiCall("DELETE", path("projects", check_id("project_id", project_id), "thumbnail"), text("message"))
+
+
+# ------------------------------------------------------------------------------------------------ user
+
+
+def list_api_keys() -> ApiCall[list[ApiKey]]:
+    return ApiCall("GET", path("user", "api_keys"), many("api_keys", ApiKey))

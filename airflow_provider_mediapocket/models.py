@@ -1,0 +1,385 @@
+"""pydantic v2 models of Media Pocket API v2 objects and of the request bodies the provider sends.
+
+Response models use ``extra="allow"`` so that fields the API adds later pass through untouched, and
+keep timestamps as the strings the API sends. ``to_xcom()`` gives the plain JSON that goes to XCom.
+
+Request models validate before anything is sent; :func:`validate_request` turns a pydantic error into
+a :class:`~airflow_provider_mediapocket.exceptions.MediaPocketValidationError` that names the
+parameter and says what is wrong with its value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
+
+TITLE_MAX_LENGTH = 255
+
+
+class MediaPocketModel(BaseModel):
+    """Base of every response model: unknown fields are kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Plain JSON, with the API's own field names, for XCom."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class User(MediaPocketModel):
+    id: int | str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    avatar_url: str | None = None
+    user_role: dict[str, Any] | None = None
+
+
+class UserGroup(MediaPocketModel):
+    id: int | str
+    name: str | None = None
+    description: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    users: list[User] = Field(default_factory=list)
+
+
+class Comment(MediaPocketModel):
+    id: int | str
+    message: str | None = None
+    updated_at: str | None = None
+    user: User | None = None
+    mentioned_users: list[Any] = Field(default_factory=list)
+
+
+class Asset(MediaPocketModel):
+    id: str
+    external_id: str | None = None
+    parent_id: str | None = None
+    project_id: str | None = None
+    owner: str | None = None
+    title: str | None = None
+    description: str | None = None
+    category: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    ai_tags: list[str] = Field(default_factory=list)
+    status: str | None = None
+    media_type: str | None = None
+    original_filename: str | None = None
+    drop_folder_id: str | None = None
+    md5_sum: str | None = None
+    created_date: str | None = None
+    modification_date: str | None = None
+    deleted: str | None = None
+
+    @property
+    def is_processing(self) -> bool:
+        """True while Media Pocket is still processing the asset's media."""
+        return self.media_type == "processing"
+
+    @property
+    def is_trashed(self) -> bool:
+        return self.deleted is not None
+
+
+class Attachment(Asset):
+    """An attachment is an asset whose ``parent_id`` is the asset or project it is attached to."""
+
+
+class Project(MediaPocketModel):
+    id: str
+    external_id: str | None = None
+    project_id: str | None = None
+    owner: str | None = None
+    title: str | None = None
+    description: str | None = None
+    category: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    media_type: str | None = None
+    is_public: bool | None = Field(default=None, alias="isPublic")
+    thumbnail_asset_id: str | None = None
+    created_date: str | None = None
+    modification_date: str | None = None
+    deleted: str | None = None
+    original_title: str | None = None
+
+
+class Collection(MediaPocketModel):
+    id: str
+    title: str | None = None
+    description: str | None = None
+    category: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    media_type: str | None = None
+    is_public: bool | None = Field(default=None, alias="isPublic")
+    created_date: str | None = None
+    modification_date: str | None = None
+    original_title: str | None = None
+
+
+class Media(MediaPocketModel):
+    id: int | str
+    filename: str | None = None
+
+
+class DagAction(MediaPocketModel):
+    id: int | str
+    name: str | None = None
+    description: str | None = None
+    category: str | None = None
+
+
+class DagActionRunMessage(MediaPocketModel):
+    id: int | str
+    message: str | None = None
+    created_at: str | None = None
+
+
+class DagActionRun(MediaPocketModel):
+    id: int | str
+    status: str | None = None
+    created_at: str | None = None
+    dag_action: DagAction | None = None
+    dag_action_run_messages: list[DagActionRunMessage] = Field(default_factory=list)
+
+
+class HistoryEventTarget(MediaPocketModel):
+    target_type: str | None = None
+    target: dict[str, Any] = Field(default_factory=dict)
+
+
+class HistoryEvent(MediaPocketModel):
+    id: int | str
+    user_id: int | str | None = None
+    event_type: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    event_targets: list[HistoryEventTarget] = Field(default_factory=list)
+
+
+class HistoryPage(MediaPocketModel):
+    results: list[HistoryEvent] = Field(default_factory=list)
+    next_cursor: str | int | None = None
+
+
+class Stats(MediaPocketModel):
+    assets: int = 0
+    projects: int = 0
+    total_size: int = 0
+    media_types: dict[str, int] = Field(default_factory=dict)
+
+
+class ProjectContents(MediaPocketModel):
+    """``GET /projects/:id/assets``: the assets, sub-projects and stats of a project."""
+
+    assets: list[Asset] = Field(default_factory=list)
+    subprojects: list[Project] = Field(default_factory=list)
+    stats: Stats | None = None
+
+
+class ApiKey(MediaPocketModel):
+    """An API key of the current user as ``/user/api_keys`` lists it (the API masks the value)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Request models
+# --------------------------------------------------------------------------------------------------
+
+
+class RequestModel(BaseModel):
+    """Base of request bodies: unknown parameters are refused, strings are never coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    def to_body(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _check_title(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if len(value) > TITLE_MAX_LENGTH:
+        raise ValueError(f"is {len(value)} characters long; the maximum is {TITLE_MAX_LENGTH}")
+    return value
+
+
+def _check_not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def check_http_url(value: str) -> str:
+    """Accept only an absolute http(s) URL with a host, as Media Pocket downloads it itself."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an absolute http(s) URL")
+    return value
+
+
+class _MetadataFields(RequestModel):
+    description: StrictStr | None = None
+    category: StrictStr | None = None
+    tags: list[StrictStr] | None = None
+    external_id: StrictStr | None = None
+
+    _blank_external_id = field_validator("external_id")(_check_not_blank)
+
+
+class AssetCreate(_MetadataFields):
+    """Body of ``POST /assets``."""
+
+    title: StrictStr
+    media_type: Literal["article"] | None = None
+
+    _title = field_validator("title")(_check_title)
+
+
+class AssetUpdate(_MetadataFields):
+    """Body of ``PUT /assets/:id``: at least one field."""
+
+    title: StrictStr | None = None
+
+    _title = field_validator("title")(_check_title)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AssetUpdate:
+        if not self.to_body():
+            raise ValueError("give at least one of title, description, category, tags, external_id")
+        return self
+
+
+class MediaFromUrl(RequestModel):
+    """Media Pocket downloads the file from ``file_url``; ``filename`` is the original file name."""
+
+    file_url: StrictStr
+    filename: StrictStr
+
+    _url = field_validator("file_url")(check_http_url)
+    _filename = field_validator("filename")(_check_not_blank)
+
+
+class MediaFromS3(RequestModel):
+    s3_key: StrictStr
+    filename: StrictStr
+
+    _key = field_validator("s3_key")(_check_not_blank)
+    _filename = field_validator("filename")(_check_not_blank)
+
+
+class ProjectAssetCreate(AssetCreate):
+    """Body of ``POST /projects/:id/assets``: an asset, optionally with media from a URL or S3."""
+
+    url: MediaFromUrl | None = None
+    s3: MediaFromS3 | None = None
+
+    @model_validator(mode="after")
+    def _one_media_source(self) -> ProjectAssetCreate:
+        if self.url is not None and self.s3 is not None:
+            raise ValueError("give media from a URL or from S3, not both")
+        return self
+
+
+class ProjectCreate(_MetadataFields):
+    title: StrictStr
+
+    _title = field_validator("title")(_check_title)
+
+
+class ProjectUpdate(AssetUpdate):
+    """Body of ``PUT /projects/:id``."""
+
+
+class AttachmentCreate(_MetadataFields):
+    title: StrictStr
+
+    _title = field_validator("title")(_check_title)
+
+
+class CommentBody(RequestModel):
+    comment: StrictStr
+
+    _comment = field_validator("comment")(_check_not_blank)
+
+
+class AssignBody(RequestModel):
+    to_project_id: StrictStr
+
+    _id = field_validator("to_project_id")(_check_not_blank)
+
+
+class ThumbnailBody(RequestModel):
+    thumbnail_asset_id: StrictStr
+
+    _id = field_validator("thumbnail_asset_id")(_check_not_blank)
+
+
+class GuestBody(RequestModel):
+    email: StrictStr
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if "@" not in value.strip(" @"):
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+
+R = TypeVar("R", bound=RequestModel)
+
+
+def _describe(error: dict[str, Any], prefix: str) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ()))
+    name = f"{prefix}.{loc}" if prefix and loc else (loc or prefix)
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    if error.get("type") == "missing":
+        message = "is required"
+    elif error.get("type") == "extra_forbidden":
+        message = "is not a parameter of this call"
+    elif "input" in error and error.get("type") not in ("value_error",):
+        message = f"{message} (got {_short(error['input'])})"
+    return f"Invalid parameter '{name}': {message}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def validate_request(model: type[R], data: dict[str, Any], *, prefix: str = "") -> R:
+    """Build ``model`` from ``data`` or raise a MediaPocketValidationError naming each bad parameter."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        messages = [_describe(dict(err), prefix) for err in exc.errors(include_url=False)]
+        raise MediaPocketValidationError("; ".join(messages)) from None
+
+
+def check_id(name: str, value: Any) -> str:
+    """An id for a URL path: a non-empty string or a non-negative int, returned as a string."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MediaPocketValidationError(
+            f"Invalid parameter '{name}': must be a non-empty string or an integer (got {_short(value)})"
+        )
+    text = str(value).strip()
+    if not text:
+        raise MediaPocketValidationError(f"Invalid parameter '{name}': must not be empty")
+    if isinstance(value, int) and value < 0:
+        raise MediaPocketValidationError(f"Invalid parameter '{name}': must not be negative (got {value})")
+    return text
