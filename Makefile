@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_mediapocket tests scripts
+	$(VENV)/bin/ruff check airflow_provider_mediapocket tests scripts example_dags
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict airflow_provider_mediapocket

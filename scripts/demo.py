@@ -1,62 +1,55 @@
-"""`make demo`: start the Media Pocket sandbox and drive it through MediaPocketHook.
+"""`make demo`: run the example ingest DAG end to end against the bundled sandbox.
 
-Creates a project, an asset with media from a URL, waits until the media is processed, starts a DAG
-action and waits for its run, then prints what happened. Everything talks HTTP to the sandbox on
-127.0.0.1; nothing leaves the machine.
+Starts the Media Pocket sandbox on 127.0.0.1, prepares a throwaway AIRFLOW_HOME (``.airflow_home/``,
+migrated once and reused), runs ``mediapocket_ingest`` with Airflow's ``dag.test()`` with deferrable
+waits (their triggers run for real, inline), and prints what happened: each asset, its media type,
+the DAG action run and its final status, and the counts. Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
+import sys
+from pathlib import Path
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="mediapocket-demo-"))
-
-from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.testing import prepare_airflow_home, run_dag_test
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait(what: str, check, timeout: float = 30.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not finish within {timeout}s")
-        time.sleep(interval)
-
-
-def main() -> None:
-    with MediaPocketSandbox(media_processing_seconds=1.0, dag_action_run_seconds=2.0) as sandbox:
-        os.environ.update(sandbox.airflow_connection_env())
+def main() -> int:
+    with MediaPocketSandbox(media_processing_seconds=3.0, dag_action_run_seconds=4.0) as sandbox:
         print(f"Media Pocket sandbox running at {sandbox.base_url}")
-        with MediaPocketHook() as hook:
-            project = hook.create_project("Demo ingest", tags=["demo"])
-            asset = hook.create_project_asset(
-                project.id, "Launch video", file_url="https://cdn.example.com/media/launch.mp4",
-                tags=["launch", "demo"], external_id="demo-launch-video",
+        env = prepare_airflow_home(
+            ROOT / ".airflow_home",
+            ROOT / "example_dags",
+            extra_env={**sandbox.airflow_connection_env(), "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"},
+        )
+        print("Running mediapocket_ingest with dag.test() (deferrable waits run their triggers inline)...")
+        result = run_dag_test("mediapocket_ingest", env)
+        if result.state != "success":
+            print(result.output_tail(120))
+            print(f"mediapocket_ingest ended {result.state}: {result.error or 'see the log above'}")
+            return 1
+        assets = result.xcoms["wait_for_media"]
+        runs = result.xcoms["run_dag_action"]
+        print()
+        print(f"{'asset id':22}  {'title':24}  {'media':6}  {'file':22}  {'run':>3}  {'action':10}  status")
+        for asset, run in zip(assets, runs, strict=True):
+            print(
+                f"{asset['id']:22}  {asset['title'][:24]:24}  {asset['media_type']:6}  "
+                f"{(asset['original_filename'] or '')[:22]:22}  {run['id']!s:>3}  "
+                f"{run['dag_action']['name']:10}  {run['status']}"
             )
-            print(f"created asset {asset.id} in project {project.id}: media_type={asset.media_type}")
-            asset = wait("media processing", lambda: (a := hook.get_asset(asset.id)) and (
-                None if a.is_processing else a))
-            print(f"media processed: media_type={asset.media_type} original_filename={asset.original_filename}")
-            actions = {action.name: action.id for action in hook.list_dag_actions(asset.id)}
-            run = hook.start_dag_action(asset.id, actions["Transcode"])
-            print(f"started DAG action 'Transcode': run {run.id} status={run.status}")
-            run = wait("DAG action run", lambda: (r := hook.get_dag_action_run(asset.id, run.id)) and (
-                None if r.status == "running" else r))
-            for message in run.dag_action_run_messages:
-                print(f"  run message: {message.message}")
-            print(f"run {run.id} finished: status={run.status}")
-            events = [event.event_type for event in hook.iter_asset_history(asset.id)]
-            print(f"asset history: {', '.join(reversed([str(e) for e in events]))}")
-            print(f"summary: 1 asset ({asset.media_type}), 1 run ({run.status}), "
-                  f"{len(sandbox.requests)} API requests")
-            if run.status != "completed" or asset.media_type != "video":
-                raise SystemExit("demo failed")
+        summary = result.xcoms["summary"]
+        deferred = result.output.count("[DAG TEST] running trigger in line")
+        print()
+        print(f"assets: {summary['assets']}  media types: {summary['media_types']}  runs: {summary['runs']}")
+        print(f"tasks: {len(result.tasks)} task instances, all {set(result.task_states().values())}; "
+              f"{deferred} waits deferred to triggers; {len(sandbox.requests)} API requests; "
+              f"{result.duration:.0f}s")
+        return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

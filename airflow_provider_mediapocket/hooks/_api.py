@@ -251,21 +251,22 @@ def list_dag_action_runs(asset_id: Any) -> ApiCall[list[DagActionRun]]:
     )
 
 
+def find_run(runs: list[DagActionRun], run_id: str, asset_id: Any, listing_path: str) -> DagActionRun:
+    """The run ``run_id`` (compared as strings) among an asset's runs, or MediaPocketNotFoundError."""
+    for run in runs:
+        if str(run.id) == run_id:
+            return run
+    raise MediaPocketNotFoundError(
+        f"DAG action run {run_id} not found among the runs of asset {asset_id}",
+        status=404, method="GET", path=listing_path,
+    )
+
+
 def get_dag_action_run(asset_id: Any, run_id: Any) -> ApiCall[DagActionRun]:
     """The API has no endpoint for one run: list the asset's runs and pick it (ids compared as strings)."""
     wanted = check_id("dag_action_run_id", run_id)
     listing = list_dag_action_runs(asset_id)
-
-    def parse(body: Any) -> DagActionRun:
-        for run in listing.parse(body):
-            if str(run.id) == wanted:
-                return run
-        raise MediaPocketNotFoundError(
-            f"DAG action run {wanted} not found among the runs of asset {asset_id}",
-            status=404, method="GET", path=listing.path,
-        )
-
-    return ApiCall("GET", listing.path, parse)
+    return ApiCall("GET", listing.path, lambda body: find_run(listing.parse(body), wanted, asset_id, listing.path))
 
 
 # ------------------------------------------------------------------------------------------ projects

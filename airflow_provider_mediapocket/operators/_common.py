@@ -1,0 +1,109 @@
+"""What every Media Pocket operator and sensor shares: the hook, deferral defaults, run events, links."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_mediapocket.exceptions import (
+    MediaPocketError,
+    MediaPocketRunFailedError,
+    MediaPocketTimeoutError,
+    MediaPocketValidationError,
+)
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.models import DagActionRun
+from airflow_provider_mediapocket.waiting import failure_message, new_messages
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+from airflow_provider_mediapocket.links.mediapocket import ASSET_URL_KEY, RUN_URL_KEY
+
+__all__ = ["ASSET_URL_KEY", "RUN_URL_KEY", "MediaPocketMixin", "default_deferrable", "positive_number"]
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``, read when an operator is built (no I/O: config is in memory)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A positive number of seconds (timedelta accepted), or an error naming the parameter."""
+    seconds = value.total_seconds() if hasattr(value, "total_seconds") else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or (
+        seconds < 0 or (seconds == 0 and not allow_zero)
+    ):
+        raise MediaPocketValidationError(
+            f"Invalid parameter '{name}': must be a {'non-negative' if allow_zero else 'positive'} number of "
+            f"seconds (got {value!r})"
+        )
+    return float(seconds)
+
+
+class MediaPocketMixin:
+    """Hook access and run-message logging for operators and sensors. Needs ``self.log``."""
+
+    mediapocket_conn_id: str
+    hook_params: dict[str, Any]
+    if TYPE_CHECKING:
+        log: Logger
+
+    @cached_property
+    def hook(self) -> MediaPocketHook:
+        return MediaPocketHook(self.mediapocket_conn_id, **self.hook_params)
+
+    def push_url(self, context: Any, key: str, url: str) -> None:
+        context["ti"].xcom_push(key=key, value=url)
+
+    def asset_url(self, asset_id: str) -> str:
+        return f"{self.hook.get_settings().base_url}/assets/{asset_id}"
+
+    def run_url(self, asset_id: str, run_id: str | int) -> str:
+        return f"{self.hook.get_settings().base_url}/assets/{asset_id}/dag_action_runs/{run_id}"
+
+    def log_run_messages(self, messages: list[str], run_id: Any) -> None:
+        for message in messages:
+            self.log.info("DAG action run %s: %s", run_id, message)
+
+    def log_new_run_messages(self, run: DagActionRun, seen: int) -> int:
+        """Log the run's messages after the first ``seen``; return how many are logged now."""
+        self.log_run_messages(new_messages(run, seen), run.id)
+        return len(run.dag_action_run_messages)
+
+    def finish_run_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Turn a DagActionRunTrigger event into the task's result: log new messages, raise on failure."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise MediaPocketError(f"Unexpected event from the Media Pocket trigger: {event!r}")
+        self.log_run_messages(list(event.get("new_messages") or []), event.get("dag_action_run_id"))
+        status = event["status"]
+        if status == "success":
+            self.log.info(event.get("message", ""))
+            return dict(event["run"])
+        if status == "failed":
+            raise MediaPocketRunFailedError(str(event.get("message")))
+        if status == "timeout":
+            raise MediaPocketTimeoutError(str(event.get("message")))
+        raise MediaPocketError(str(event.get("message")))
+
+    def run_trigger(self, asset_id: str, run_id: Any, end_time: float, poll_interval: float) -> Any:
+        """The trigger that waits for a run, carrying this task's statuses and messages already logged."""
+        from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger
+
+        return MediaPocketDagActionRunTrigger(
+            asset_id=asset_id,
+            dag_action_run_id=str(run_id),
+            end_time=end_time,
+            poll_interval=poll_interval,
+            success_statuses=getattr(self, "success_statuses", None),
+            failure_statuses=getattr(self, "failure_statuses", None),
+            messages_seen=getattr(self, "_messages_seen", 0),
+            mediapocket_conn_id=self.mediapocket_conn_id,
+            hook_params=self.hook_params,
+        )
+
+    def raise_for_failed_run(self, run: DagActionRun, asset_id: str) -> None:
+        raise MediaPocketRunFailedError(failure_message(run, asset_id))

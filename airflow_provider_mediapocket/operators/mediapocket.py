@@ -1,0 +1,593 @@
+"""Operators for Media Pocket ingest pipelines: assets, media, projects, comments and DAG actions.
+
+Every operator templates its ids and payload fields, validates them after rendering and before any
+request, and returns plain JSON to XCom. Operators that create something remember what they created
+in Airflow's ``task_state_store`` (Airflow >= 3.3), so a retried task re-attaches to it instead of
+creating it twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
+
+from airflow_provider_mediapocket.exceptions import (
+    MediaPocketError,
+    MediaPocketOperationError,
+    MediaPocketRateLimitError,
+    MediaPocketServerError,
+    MediaPocketTimeoutError,
+    MediaPocketTransportError,
+    MediaPocketValidationError,
+)
+from airflow_provider_mediapocket.hooks import _api
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.links.mediapocket import MediaPocketAssetLink, MediaPocketDagActionRunLink
+from airflow_provider_mediapocket.models import Asset, DagActionRun, check_id
+from airflow_provider_mediapocket.operators._common import (
+    ASSET_URL_KEY,
+    RUN_URL_KEY,
+    MediaPocketMixin,
+    default_deferrable,
+    positive_number,
+)
+from airflow_provider_mediapocket.waiting import (
+    DEFAULT_FAILURE_STATUSES,
+    DEFAULT_SUCCESS_STATUSES,
+    check_status_sets,
+    classify_run,
+    normalise_statuses,
+    run_summary,
+)
+
+TRANSIENT = (MediaPocketServerError, MediaPocketRateLimitError, MediaPocketTransportError)
+DEFAULT_RUN_TIMEOUT = timedelta(days=7)
+
+
+def _state_store(context: Any) -> Any:
+    """Airflow 3.3's task_state_store, or None on older versions."""
+    try:
+        return context.get("task_state_store")
+    except AttributeError:  # pragma: no cover - context is always a mapping in Airflow
+        return None
+
+
+class _MediaPocketOperator(MediaPocketMixin, BaseOperator):
+    """Base: connection id and hook parameters (timeout, retry_limit, retry_backoff, verify_ssl)."""
+
+    ui_color = "#d9ecff"
+
+    def __init__(
+        self,
+        *,
+        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mediapocket_conn_id = mediapocket_conn_id
+        self.hook_params = dict(hook_params or {})
+
+
+class MediaPocketCreateAssetOperator(_MediaPocketOperator):
+    """Create an asset, optionally in a project and with media from a URL or S3.
+
+    With ``project_id`` the asset is created in that project in one call (media from ``file_url`` or
+    ``s3_key``). Without it the asset is created and, given ``file_url``, the media is added. Returns
+    the asset as the API returns it. ``filename`` defaults to the last path segment of ``file_url``.
+
+    A media failure that the API reports as HTTP 200 fails the task; its message names the asset that
+    was created. A retried task does not create a second asset: the asset id is kept in
+    ``task_state_store``, and with ``external_id`` in a project an earlier asset is also found by it.
+    """
+
+    template_fields: Sequence[str] = (
+        "title", "description", "category", "tags", "media_type", "external_id", "project_id", "file_url",
+        "filename", "s3_key", "mediapocket_conn_id",
+    )
+    operator_extra_links = (MediaPocketAssetLink(),)
+    state_key = "mediapocket_asset_id"
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        description: str | None = None,
+        category: str | None = None,
+        tags: list[str] | None = None,
+        media_type: str | None = None,
+        external_id: str | None = None,
+        project_id: str | None = None,
+        file_url: str | None = None,
+        filename: str | None = None,
+        s3_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self.description = description
+        self.category = category
+        self.tags = tags
+        self.media_type = media_type
+        self.external_id = external_id
+        self.project_id = project_id
+        self.file_url = file_url
+        self.filename = filename
+        self.s3_key = s3_key
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "description": self.description, "category": self.category, "tags": self.tags,
+            "media_type": self.media_type, "external_id": self.external_id,
+        }
+
+    def _validate(self) -> None:
+        """Build every request now, so bad input fails before anything is sent."""
+        if self.project_id is not None:
+            _api.create_project_asset(self.project_id, title=self.title, file_url=self.file_url,
+                                      filename=self.filename, s3_key=self.s3_key, **self._fields())
+            return
+        if self.s3_key is not None:
+            raise MediaPocketValidationError(
+                "Invalid parameter 's3_key': media from S3 needs project_id (Media Pocket only takes S3 media "
+                "when creating an asset in a project)"
+            )
+        if self.filename is not None and self.file_url is None:
+            raise MediaPocketValidationError("Invalid parameter 'filename': give it with file_url")
+        _api.create_asset(title=self.title, **self._fields())
+        if self.file_url is not None:
+            _api.add_media("validated-later", self.file_url, self.filename)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        self._validate()
+        store = _state_store(context)
+        stored = store.get(self.state_key) if store is not None else None
+        asset = self._resume(str(stored)) if stored else self._create(store)
+        self.push_url(context, ASSET_URL_KEY, self.asset_url(asset.id))
+        self.log.info("Asset %s (%s): media_type=%s", asset.id, asset.title, asset.media_type)
+        return asset.to_xcom()
+
+    def _remember(self, store: Any, asset_id: str) -> None:
+        if store is not None:
+            store.set(self.state_key, asset_id)
+
+    def _create(self, store: Any) -> Asset:
+        hook = self.hook
+        if self.project_id is not None:
+            try:
+                asset = hook.create_project_asset(
+                    self.project_id, self.title, file_url=self.file_url, filename=self.filename,
+                    s3_key=self.s3_key, **self._fields(),
+                )
+            except MediaPocketOperationError as exc:
+                if exc.created_asset_id:
+                    self._remember(store, exc.created_asset_id)
+                    raise MediaPocketOperationError(
+                        f"Asset {exc.created_asset_id} was created in project {self.project_id} but its media "
+                        f"was not added: {exc.server_message}",
+                        status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
+                    ) from exc
+                raise
+            except MediaPocketValidationError as exc:
+                existing = self._find_by_external_id(exc)
+                if existing is None:
+                    raise
+                asset = existing
+            self._remember(store, asset.id)
+            return asset
+        asset = hook.create_asset(self.title, **self._fields())
+        self._remember(store, asset.id)
+        if self.file_url is not None:
+            self._add_media(asset.id)
+            asset = hook.get_asset(asset.id)
+        return asset
+
+    def _add_media(self, asset_id: str) -> None:
+        try:
+            self.hook.add_media(asset_id, self.file_url or "", self.filename)
+        except MediaPocketError as exc:
+            raise type(exc)(
+                f"Asset {asset_id} was created but adding its media failed: {exc}",
+                status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
+            ) from exc
+
+    def _find_by_external_id(self, exc: MediaPocketValidationError) -> Asset | None:
+        """After "External id has already been taken" in a project: the asset an earlier try created."""
+        if not self.external_id or "external id" not in (exc.server_message or "").lower():
+            return None
+        asset = self.hook.find_project_asset(str(self.project_id), external_id=self.external_id)
+        if asset is not None:
+            self.log.warning(
+                "An asset with external_id %r already exists in project %s (%s): using it instead of creating "
+                "another", self.external_id, self.project_id, asset.id,
+            )
+        return asset
+
+    def _resume(self, asset_id: str) -> Asset:
+        """A retry: the asset exists already; add its media if the previous try did not."""
+        self.log.info("Re-attaching to asset %s created by an earlier try", asset_id)
+        asset = self.hook.get_asset(asset_id)
+        if asset.original_filename is not None or asset.media_type != "placeholder":
+            return asset
+        if self.file_url is not None:
+            self._add_media(asset.id)
+            return self.hook.get_asset(asset.id)
+        if self.s3_key is not None:
+            raise MediaPocketOperationError(
+                f"Asset {asset.id} exists without its media, and media from S3 can only be given when an asset "
+                "is created: trash it (or add the media in Media Pocket) and run the task again"
+            )
+        return asset
+
+
+class MediaPocketAddMediaOperator(_MediaPocketOperator):
+    """Add media to an asset from ``file_url`` (``filename`` defaults to its last path segment).
+
+    Returns the asset id. A retry after the media was added does not add it again.
+    """
+
+    template_fields: Sequence[str] = ("asset_id", "file_url", "filename", "mediapocket_conn_id")
+    operator_extra_links = (MediaPocketAssetLink(),)
+    state_key = "mediapocket_media_added"
+
+    def __init__(self, *, asset_id: str, file_url: str, filename: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.file_url = file_url
+        self.filename = filename
+
+    def execute(self, context: Any) -> str:
+        call = _api.add_media(self.asset_id, self.file_url, self.filename)
+        asset_id = check_id("asset_id", self.asset_id)
+        store = _state_store(context)
+        self.push_url(context, ASSET_URL_KEY, self.asset_url(asset_id))
+        if store is not None and store.get(self.state_key) == call.json:
+            self.log.info("Media %s was already added to asset %s by an earlier try", self.file_url, asset_id)
+            return asset_id
+        self.hook.add_media(asset_id, self.file_url, self.filename)
+        if store is not None:
+            store.set(self.state_key, call.json)
+        self.log.info("Added media %s to asset %s", self.file_url, asset_id)
+        return asset_id
+
+
+class MediaPocketAssignAssetOperator(_MediaPocketOperator):
+    """Put an asset in a project. Returns the asset id; "Project not found." (HTTP 200) fails the task."""
+
+    template_fields: Sequence[str] = ("asset_id", "project_id", "mediapocket_conn_id")
+    operator_extra_links = (MediaPocketAssetLink(),)
+
+    def __init__(self, *, asset_id: str, project_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.project_id = project_id
+
+    def execute(self, context: Any) -> str:
+        call = _api.assign("assets", self.asset_id, self.project_id)
+        asset_id = check_id("asset_id", self.asset_id)
+        self.push_url(context, ASSET_URL_KEY, self.asset_url(asset_id))
+        self.hook.assign_asset(asset_id, call.json["to_project_id"] if call.json else self.project_id)
+        self.log.info("Asset %s is now in project %s", asset_id, self.project_id)
+        return asset_id
+
+
+class MediaPocketUpdateAssetOperator(_MediaPocketOperator):
+    """Update an asset's title, description, category, tags and/or external_id. Returns the asset."""
+
+    template_fields: Sequence[str] = (
+        "asset_id", "title", "description", "category", "tags", "external_id", "mediapocket_conn_id",
+    )
+    operator_extra_links = (MediaPocketAssetLink(),)
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        title: str | None = None,
+        description: str | None = None,
+        category: str | None = None,
+        tags: list[str] | None = None,
+        external_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.title = title
+        self.description = description
+        self.category = category
+        self.tags = tags
+        self.external_id = external_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        fields = {"title": self.title, "description": self.description, "category": self.category,
+                  "tags": self.tags, "external_id": self.external_id}
+        _api.update_asset(self.asset_id, **fields)
+        asset = self.hook.update_asset(check_id("asset_id", self.asset_id), **fields)
+        self.push_url(context, ASSET_URL_KEY, self.asset_url(asset.id))
+        return asset.to_xcom()
+
+
+class MediaPocketTrashAssetOperator(_MediaPocketOperator):
+    """Move an asset to the trash bin (``restore=True``: take it back out). Returns the asset id.
+
+    Idempotent: trashing an asset that is already trashed, or restoring one that is not, succeeds.
+    """
+
+    template_fields: Sequence[str] = ("asset_id", "mediapocket_conn_id")
+
+    def __init__(self, *, asset_id: str, restore: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.restore = restore
+
+    def execute(self, context: Any) -> str:
+        asset_id = check_id("asset_id", self.asset_id)
+        asset = self.hook.get_asset(asset_id)
+        if asset.is_trashed == (not self.restore):
+            self.log.info("Asset %s is already %s", asset_id, "restored" if self.restore else "in the trash bin")
+        elif self.restore:
+            self.hook.restore_asset(asset_id)
+        else:
+            self.hook.trash_asset(asset_id)
+        return asset_id
+
+
+class MediaPocketRestoreAssetOperator(MediaPocketTrashAssetOperator):
+    """Restore an asset from the trash bin. Returns the asset id."""
+
+    def __init__(self, *, asset_id: str, **kwargs: Any) -> None:
+        super().__init__(asset_id=asset_id, restore=True, **kwargs)
+
+
+class MediaPocketCreateProjectOperator(_MediaPocketOperator):
+    """Create a project (a sub-project with ``parent_project_id``). Returns the project.
+
+    A retried task re-uses the project the earlier try created (``task_state_store``).
+    """
+
+    template_fields: Sequence[str] = (
+        "title", "description", "category", "tags", "external_id", "parent_project_id", "mediapocket_conn_id",
+    )
+    state_key = "mediapocket_project_id"
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        description: str | None = None,
+        category: str | None = None,
+        tags: list[str] | None = None,
+        external_id: str | None = None,
+        parent_project_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self.description = description
+        self.category = category
+        self.tags = tags
+        self.external_id = external_id
+        self.parent_project_id = parent_project_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        fields = {"description": self.description, "category": self.category, "tags": self.tags,
+                  "external_id": self.external_id}
+        _api.create_project(self.parent_project_id, title=self.title, **fields)
+        store = _state_store(context)
+        stored = store.get(self.state_key) if store is not None else None
+        if stored:
+            self.log.info("Re-attaching to project %s created by an earlier try", stored)
+            return self.hook.get_project(str(stored)).to_xcom()
+        if self.parent_project_id is None:
+            project = self.hook.create_project(self.title, **fields)
+        else:
+            project = self.hook.create_subproject(self.parent_project_id, self.title, **fields)
+        if store is not None:
+            store.set(self.state_key, project.id)
+        return project.to_xcom()
+
+
+class MediaPocketAddCommentOperator(_MediaPocketOperator):
+    """Comment on an asset (or on a project with ``project_id``). Returns the comment.
+
+    A retried task does not post the comment twice (``task_state_store``).
+    """
+
+    template_fields: Sequence[str] = ("asset_id", "project_id", "comment", "mediapocket_conn_id")
+    state_key = "mediapocket_comment_id"
+
+    def __init__(
+        self, *, comment: str, asset_id: str | None = None, project_id: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.comment = comment
+        self.asset_id = asset_id
+        self.project_id = project_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        if (self.asset_id is None) == (self.project_id is None):
+            raise MediaPocketValidationError("Invalid parameters 'asset_id' and 'project_id': give exactly one")
+        on_asset = self.asset_id is not None
+        target = check_id("asset_id" if on_asset else "project_id", self.asset_id if on_asset else self.project_id)
+        _api.create_comment("assets" if on_asset else "projects", target, self.comment)
+        store = _state_store(context)
+        stored = store.get(self.state_key) if store is not None else None
+        if stored is not None:
+            self.log.info("The comment was already posted by an earlier try (comment %s)", stored)
+            get = self.hook.get_asset_comment if on_asset else self.hook.get_project_comment
+            return get(target, stored).to_xcom()
+        create = self.hook.create_asset_comment if on_asset else self.hook.create_project_comment
+        comment = create(target, self.comment)
+        if store is not None:
+            store.set(self.state_key, comment.id)
+        return comment.to_xcom()
+
+
+class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator):
+    """Start a Media Pocket DAG action on an asset and (by default) wait for its run to finish.
+
+    :param asset_id: the asset (templated).
+    :param dag_action_id: the DAG action's id; or
+    :param dag_action_name: its name, resolved through the asset's DAG action list (exactly one of the two;
+        an unknown name lists the valid ones).
+    :param wait_for_completion: wait for the run to reach a success or failure status (default True).
+    :param poll_interval: seconds between checks (default 30).
+    :param timeout: how long to wait for the run (seconds or timedelta, default 7 days).
+    :param success_statuses: / :param failure_statuses: as in MediaPocketDagActionRunSensor.
+    :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
+
+    Returns the DAG action run (its final state when it waited). Run messages go to the task log once
+    each, in order; a failed run fails the task with its messages. The run id is stored in
+    ``task_state_store`` before waiting, so a retried task re-attaches to that run instead of starting
+    another (a run that already failed is started afresh). The UI links are pushed before waiting.
+    """
+
+    template_fields: Sequence[str] = (
+        "asset_id", "dag_action_id", "dag_action_name", "mediapocket_conn_id",
+    )
+    operator_extra_links = (MediaPocketAssetLink(), MediaPocketDagActionRunLink())
+    external_id_key = "mediapocket_dag_action_run_id"
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        dag_action_id: int | str | None = None,
+        dag_action_name: str | None = None,
+        wait_for_completion: bool = True,
+        poll_interval: float | timedelta = 30,
+        timeout: float | timedelta = DEFAULT_RUN_TIMEOUT,
+        success_statuses: Sequence[str] | None = None,
+        failure_statuses: Sequence[str] | None = None,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.dag_action_id = dag_action_id
+        self.dag_action_name = dag_action_name
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = positive_number("poll_interval", poll_interval)
+        self.run_timeout = positive_number("timeout", timeout)
+        self.success_statuses = normalise_statuses("success_statuses", success_statuses, DEFAULT_SUCCESS_STATUSES)
+        self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
+        check_status_sets(self.success_statuses, self.failure_statuses)
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._run: DagActionRun | None = None
+        self._messages_seen = 0
+
+    # ------------------------------------------------------------------------------ validation
+
+    def _checked(self) -> str:
+        """Validate the rendered parameters (no request); return the asset id."""
+        asset_id = check_id("asset_id", self.asset_id)
+        has_id = self.dag_action_id not in (None, "")
+        has_name = self.dag_action_name not in (None, "")
+        if has_id == has_name:
+            raise MediaPocketValidationError(
+                "Invalid parameters 'dag_action_id' and 'dag_action_name': give exactly one "
+                f"(got dag_action_id={self.dag_action_id!r}, dag_action_name={self.dag_action_name!r})"
+            )
+        if has_id:
+            check_id("dag_action_id", self.dag_action_id)
+        elif not isinstance(self.dag_action_name, str):
+            raise MediaPocketValidationError(
+                f"Invalid parameter 'dag_action_name': must be a string (got {self.dag_action_name!r})"
+            )
+        return asset_id
+
+    def resolve_dag_action_id(self, asset_id: str) -> str:
+        if self.dag_action_id not in (None, ""):
+            return check_id("dag_action_id", self.dag_action_id)
+        actions = self.hook.list_dag_actions(asset_id)
+        wanted = str(self.dag_action_name).strip().lower()
+        for action in actions:
+            if (action.name or "").strip().lower() == wanted:
+                return str(action.id)
+        names = ", ".join(repr(action.name) for action in actions) or "none"
+        raise MediaPocketValidationError(
+            f"Invalid parameter 'dag_action_name': no DAG action named {self.dag_action_name!r} for asset "
+            f"{asset_id}; valid names: {names}"
+        )
+
+    # ------------------------------------------------------------------------------ execution
+
+    def execute(self, context: Any) -> Any:
+        self._asset_id = self._checked()
+        self._context = context
+        return self.execute_resumable(context)
+
+    def submit_job(self, context: Any) -> str:
+        asset_id = self._asset_id
+        action_id = self.resolve_dag_action_id(asset_id)
+        run = self.hook.start_dag_action(asset_id, action_id)
+        self._run = run
+        self.log.info("Started %s", run_summary(run, asset_id))
+        self._push_links(context, asset_id, run.id)
+        return str(run.id)
+
+    def _push_links(self, context: Any, asset_id: str, run_id: Any) -> None:
+        self.push_url(context, ASSET_URL_KEY, self.asset_url(asset_id))
+        self.push_url(context, RUN_URL_KEY, self.run_url(asset_id, run_id))
+
+    def get_job_status(self, external_id: Any, context: Any) -> str:
+        self._run = self.hook.get_dag_action_run(self._asset_id, external_id)
+        self._push_links(context, self._asset_id, external_id)
+        return self._run.status or ""
+
+    def _outcome(self, status: str) -> str:
+        return classify_run(DagActionRun(id=0, status=status), self.success_statuses, self.failure_statuses)
+
+    def is_job_active(self, status: str) -> bool:
+        return self._outcome(status) == "running"
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return self._outcome(status) == "success"
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> Any:
+        """Wait for the run (on the worker, or deferred); returns the final run (JSON)."""
+        asset_id = self._asset_id
+        if not self.wait_for_completion:
+            return self.get_job_result(external_id, context)
+        deadline = time.time() + self.run_timeout
+        run = self._run if self._run is not None else self.hook.get_dag_action_run(asset_id, external_id)
+        while True:
+            self._messages_seen = self.log_new_run_messages(run, self._messages_seen)
+            outcome = classify_run(run, self.success_statuses, self.failure_statuses)
+            if outcome == "failed":
+                self.raise_for_failed_run(run, asset_id)
+            if outcome == "success":
+                self._run = run
+                self.log.info(run_summary(run, asset_id))
+                return run.to_xcom()
+            if self.deferrable:
+                self._defer(asset_id, external_id, deadline)
+            if time.time() >= deadline:
+                raise MediaPocketTimeoutError(
+                    f"{run_summary(run, asset_id)} after waiting {self.run_timeout:g}s (timeout)"
+                )
+            time.sleep(min(self.poll_interval, max(deadline - time.time(), 0)))
+            try:
+                run = self.hook.get_dag_action_run(asset_id, external_id)
+            except TRANSIENT as exc:
+                self.log.warning("Transient Media Pocket error, polling again: %s", exc)
+
+    def _defer(self, asset_id: str, run_id: Any, deadline: float) -> None:
+        self.defer(
+            trigger=self.run_trigger(asset_id, run_id, deadline, self.poll_interval),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=max(deadline - time.time(), 1.0)),
+        )
+
+    def get_job_result(self, external_id: Any, context: Any) -> Any:
+        if self._run is None or str(self._run.id) != str(external_id):
+            self._run = self.hook.get_dag_action_run(self._asset_id, external_id)
+        return self._run.to_xcom()
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        return self.finish_run_event(event)
+

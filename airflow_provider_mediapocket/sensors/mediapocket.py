@@ -1,0 +1,178 @@
+"""Sensors: wait for a DAG action run to finish, or for an asset to be ready (poke, reschedule or deferred)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_mediapocket.exceptions import MediaPocketError, MediaPocketTimeoutError
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.models import check_id
+from airflow_provider_mediapocket.operators._common import MediaPocketMixin, default_deferrable
+from airflow_provider_mediapocket.waiting import (
+    DEFAULT_FAILURE_STATUSES,
+    DEFAULT_SUCCESS_STATUSES,
+    asset_state,
+    check_status_sets,
+    classify_run,
+    normalise_statuses,
+    run_summary,
+)
+
+
+class _MediaPocketSensor(MediaPocketMixin, BaseSensorOperator):
+    """Poke on a worker, or check once and then defer to :meth:`make_trigger`'s trigger."""
+
+    deferrable: bool
+
+    def make_trigger(self, end_time: float) -> Any:
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)
+        if isinstance(first, PokeReturnValue) and first.is_done:
+            return first.xcom_value
+        self.defer(
+            trigger=self.make_trigger(time.time() + self.timeout),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+
+class MediaPocketDagActionRunSensor(_MediaPocketSensor):
+    """Wait until a DAG action run of an asset reaches a success or failure status.
+
+    :param asset_id: the asset the run belongs to (templated).
+    :param dag_action_run_id: the run's id (templated; compared as a string).
+    :param success_statuses: statuses meaning success (default: completed, complete, finished, success,
+        succeeded, done); compared case-insensitively.
+    :param failure_statuses: statuses meaning failure (default: failed, failure, error, errored, cancelled,
+        canceled, aborted, timeout, timed_out). Any other status means the run is still going.
+    :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``); ``poke_interval``
+        becomes the trigger's poll interval and ``timeout`` its deadline.
+
+    Each new run message is written to the task log once, in order. A failed run fails the task with
+    the run's messages in the error. Returns the final run object (plain JSON) as XCom.
+    """
+
+    template_fields: Sequence[str] = ("asset_id", "dag_action_run_id", "mediapocket_conn_id")
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        dag_action_run_id: str | int,
+        success_statuses: Sequence[str] | None = None,
+        failure_statuses: Sequence[str] | None = None,
+        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        hook_params: dict[str, Any] | None = None,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.dag_action_run_id = dag_action_run_id
+        self.success_statuses = normalise_statuses("success_statuses", success_statuses, DEFAULT_SUCCESS_STATUSES)
+        self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
+        check_status_sets(self.success_statuses, self.failure_statuses)
+        self.mediapocket_conn_id = mediapocket_conn_id
+        self.hook_params = dict(hook_params or {})
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._messages_seen = 0
+
+    def _ids(self) -> tuple[str, str]:
+        return check_id("asset_id", self.asset_id), check_id("dag_action_run_id", self.dag_action_run_id)
+
+    def poke(self, context: Any) -> PokeReturnValue | bool:
+        asset_id, run_id = self._ids()
+        run = self.hook.get_dag_action_run(asset_id, run_id)
+        self._messages_seen = self.log_new_run_messages(run, self._messages_seen)
+        outcome = classify_run(run, self.success_statuses, self.failure_statuses)
+        self.log.debug(run_summary(run, asset_id))
+        if outcome == "failed":
+            self.raise_for_failed_run(run, asset_id)
+        if outcome == "success":
+            self.log.info(run_summary(run, asset_id))
+            return PokeReturnValue(is_done=True, xcom_value=run.to_xcom())
+        return False
+
+    def make_trigger(self, end_time: float) -> Any:
+        asset_id, run_id = self._ids()
+        return self.run_trigger(asset_id, run_id, end_time, self.poke_interval)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        return self.finish_run_event(event)
+
+
+class MediaPocketAssetSensor(_MediaPocketSensor):
+    """Wait until an asset is ready: its media processed and, if given, its status one of ``target_statuses``.
+
+    :param asset_id: the asset (templated).
+    :param target_statuses: asset statuses to wait for (e.g. ``["open"]``), compared case-insensitively;
+        None means any status.
+    :param wait_for_media: wait while ``media_type`` is ``processing`` (default True).
+    :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
+
+    A trashed or missing asset fails the task with a clear message. Returns the asset (plain JSON).
+    """
+
+    template_fields: Sequence[str] = ("asset_id", "mediapocket_conn_id")
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        target_statuses: Sequence[str] | None = None,
+        wait_for_media: bool = True,
+        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        hook_params: dict[str, Any] | None = None,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_id = asset_id
+        self.target_statuses = (
+            None if target_statuses is None else normalise_statuses("target_statuses", target_statuses, frozenset())
+        )
+        self.wait_for_media = wait_for_media
+        self.mediapocket_conn_id = mediapocket_conn_id
+        self.hook_params = dict(hook_params or {})
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    def poke(self, context: Any) -> PokeReturnValue | bool:
+        asset = self.hook.get_asset(check_id("asset_id", self.asset_id))
+        outcome, message = asset_state(asset, wait_for_media=self.wait_for_media, target_statuses=self.target_statuses)
+        if outcome == "failed":
+            raise MediaPocketError(message)
+        self.log.info(message)
+        if outcome == "ready":
+            return PokeReturnValue(is_done=True, xcom_value=asset.to_xcom())
+        return False
+
+    def make_trigger(self, end_time: float) -> Any:
+        from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger
+
+        return MediaPocketAssetTrigger(
+            asset_id=check_id("asset_id", self.asset_id),
+            end_time=end_time,
+            poll_interval=self.poke_interval,
+            wait_for_media=self.wait_for_media,
+            target_statuses=self.target_statuses,
+            mediapocket_conn_id=self.mediapocket_conn_id,
+            hook_params=self.hook_params,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        status = event.get("status") if isinstance(event, dict) else None
+        if status == "success":
+            self.log.info(event.get("message", ""))
+            return event["asset"]
+        if status == "timeout":
+            raise MediaPocketTimeoutError(str(event.get("message")))
+        raise MediaPocketError(str(event.get("message") if isinstance(event, dict) else event))

@@ -1,0 +1,265 @@
+"""Deferrable waits on the triggerer: a DAG action run reaching a terminal status, an asset becoming ready.
+
+Async all the way: the connection is read with ``aget_connection`` and every call goes through the
+hook's ``httpx.AsyncClient``. Each poll checks the status first and the deadline second (a run that
+finished just before the deadline is a success, not a timeout). Deadlines are wall-clock epoch seconds,
+so they survive a triggerer restart. Transient failures (5xx, 429, network) that outlast the hook's own
+retries are logged and polled again; they never end the wait. Events are plain JSON:
+``{"status": "success" | "failed" | "timeout" | "error", "message": ..., <ids>, <object>}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent  # type: ignore[attr-defined,unused-ignore]
+
+from airflow_provider_mediapocket.exceptions import (
+    MediaPocketError,
+    MediaPocketRateLimitError,
+    MediaPocketServerError,
+    MediaPocketTransportError,
+)
+from airflow_provider_mediapocket.hooks import _api
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.triggers import _shared
+from airflow_provider_mediapocket.waiting import (
+    DEFAULT_FAILURE_STATUSES,
+    DEFAULT_SUCCESS_STATUSES,
+    asset_state,
+    classify_run,
+    failure_message,
+    new_messages,
+    normalise_statuses,
+    run_summary,
+)
+
+T = TypeVar("T")
+MIN_INTERVAL = 0.01
+TRANSIENT_ERRORS = (MediaPocketServerError, MediaPocketRateLimitError, MediaPocketTransportError)
+
+
+def _event(payload: dict[str, Any]) -> TriggerEvent:
+    return TriggerEvent(payload)  # type: ignore[no-untyped-call,unused-ignore]
+
+
+class _MediaPocketPollingTrigger(BaseTrigger):
+    """Poll until :meth:`check` returns an event, the deadline passes, or a permanent error occurs."""
+
+    def __init__(
+        self,
+        *,
+        end_time: float,
+        poll_interval: float = 30.0,
+        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        hook_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._interval = MIN_INTERVAL
+        self._tick = 0
+        self._hook_key = ""
+        self.end_time = float(end_time)
+        self.poll_interval = float(poll_interval)
+        self.mediapocket_conn_id = mediapocket_conn_id
+        # timeout / retry_limit / retry_backoff / verify_ssl of the operator's hook; never the key.
+        self.hook_params = dict(hook_params or {})
+
+    def _base_kwargs(self) -> dict[str, Any]:
+        return {
+            "end_time": self.end_time,
+            "poll_interval": self.poll_interval,
+            "mediapocket_conn_id": self.mediapocket_conn_id,
+            "hook_params": self.hook_params,
+        }
+
+    def _ids(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def check(self, hook: MediaPocketHook) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    async def shared(self, what: str, fetch: Callable[[], Awaitable[T]]) -> T:
+        """``fetch()`` shared with every trigger of this process polling ``what`` in the same tick."""
+        return await _shared.coalesced(self._hook_key, what, self._interval, self._tick, fetch)
+
+    def timeout_event(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:
+        return _event({"status": status, "message": message, **self._ids(), **extra})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Check at once, then on every wall-clock tick of ``poll_interval`` until done or past the deadline.
+
+        Ticks are aligned (``floor(time / poll_interval)``) so that the triggers watching the same asset
+        poll together and share one request (see :mod:`._shared`), as they share one client.
+        """
+        self._interval = max(self.poll_interval, MIN_INTERVAL)
+        self._hook_key, hook = _shared.acquire(self.mediapocket_conn_id, self.hook_params)
+        try:
+            while True:
+                self._tick = math.floor(time.time() / self._interval)
+                try:
+                    payload = await self.check(hook)
+                except TRANSIENT_ERRORS as exc:
+                    self.log.warning("Transient Media Pocket error, polling again: %s", exc)
+                    payload = None
+                except MediaPocketError as exc:
+                    yield self._event("error", str(exc), error_type=type(exc).__name__)
+                    return
+                if payload is not None:
+                    yield _event({**self._ids(), **payload})
+                    return
+                now = time.time()
+                remaining = self.end_time - now
+                if remaining <= 0:
+                    yield _event({**self._ids(), **self.timeout_event()})
+                    return
+                next_tick = (self._tick + 1) * self._interval
+                await asyncio.sleep(min(max(next_tick - now, 0.0), remaining))
+        finally:
+            await _shared.release(self._hook_key)
+
+
+class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
+    """Wait until DAG action run ``dag_action_run_id`` of asset ``asset_id`` reaches a terminal status.
+
+    Statuses are compared lower-cased with ``success_statuses`` and ``failure_statuses``; any other
+    value means the run is still going (logged once when first seen). ``messages_seen`` is the number
+    of run messages the task already logged: the event carries the newer ones in ``new_messages`` so
+    the task writes each message to its log exactly once.
+    """
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        dag_action_run_id: str | int,
+        end_time: float,
+        poll_interval: float = 30.0,
+        success_statuses: list[str] | None = None,
+        failure_statuses: list[str] | None = None,
+        messages_seen: int = 0,
+        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        hook_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(end_time=end_time, poll_interval=poll_interval, mediapocket_conn_id=mediapocket_conn_id,
+                         hook_params=hook_params)
+        self.asset_id = str(asset_id)
+        self.dag_action_run_id = str(dag_action_run_id)
+        self.success_statuses = normalise_statuses("success_statuses", success_statuses, DEFAULT_SUCCESS_STATUSES)
+        self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
+        self.messages_seen = int(messages_seen)
+        self._last_status: str | None = None
+        self._last_run: dict[str, Any] | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "asset_id": self.asset_id,
+                "dag_action_run_id": self.dag_action_run_id,
+                "success_statuses": self.success_statuses,
+                "failure_statuses": self.failure_statuses,
+                "messages_seen": self.messages_seen,
+                **self._base_kwargs(),
+            },
+        )
+
+    def _ids(self) -> dict[str, Any]:
+        return {"asset_id": self.asset_id, "dag_action_run_id": self.dag_action_run_id}
+
+    async def check(self, hook: MediaPocketHook) -> dict[str, Any] | None:
+        runs = await self.shared(f"runs/{self.asset_id}", lambda: hook.alist_dag_action_runs(self.asset_id))
+        run = _api.find_run(runs, self.dag_action_run_id, self.asset_id, _api.path("assets", self.asset_id,
+                                                                                   "dag_action_runs"))
+        self._last_run = run.to_xcom()
+        self.log.debug("Polled %s", run_summary(run, self.asset_id))
+        outcome = classify_run(run, self.success_statuses, self.failure_statuses)
+        if run.status != self._last_status:
+            if outcome == "running" and (run.status or "").lower() not in ("running", "queued", "pending"):
+                self.log.info("Status %r is not a known terminal status; treating it as still running", run.status)
+            self.log.info(run_summary(run, self.asset_id))
+            self._last_status = run.status
+        if outcome == "running":
+            return None
+        message = run_summary(run, self.asset_id) if outcome == "success" else failure_message(run, self.asset_id)
+        return {
+            "status": outcome,
+            "message": message,
+            "run": self._last_run,
+            "new_messages": new_messages(run, self.messages_seen),
+        }
+
+    def timeout_event(self) -> dict[str, Any]:
+        messages: list[str] = []
+        if self._last_run is not None:
+            messages = [m.get("message") or "" for m in self._last_run.get("dag_action_run_messages", [])]
+        return {
+            "status": "timeout",
+            "message": f"DAG action run {self.dag_action_run_id} on asset {self.asset_id} did not finish before "
+            f"its deadline (last status: {self._last_status})",
+            "run": self._last_run,
+            "new_messages": messages[self.messages_seen:],
+        }
+
+
+class MediaPocketAssetTrigger(_MediaPocketPollingTrigger):
+    """Wait until asset ``asset_id`` is ready: media processed (``wait_for_media``) and ``status`` in
+    ``target_statuses`` (if given). A trashed or missing asset ends the wait with a failure."""
+
+    def __init__(
+        self,
+        *,
+        asset_id: str,
+        end_time: float,
+        poll_interval: float = 30.0,
+        wait_for_media: bool = True,
+        target_statuses: list[str] | None = None,
+        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        hook_params: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(end_time=end_time, poll_interval=poll_interval, mediapocket_conn_id=mediapocket_conn_id,
+                         hook_params=hook_params)
+        self.asset_id = str(asset_id)
+        self.wait_for_media = bool(wait_for_media)
+        self.target_statuses = (
+            None if target_statuses is None else normalise_statuses("target_statuses", target_statuses, frozenset())
+        )
+        self._last_message: str | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "asset_id": self.asset_id,
+                "wait_for_media": self.wait_for_media,
+                "target_statuses": self.target_statuses,
+                **self._base_kwargs(),
+            },
+        )
+
+    def _ids(self) -> dict[str, Any]:
+        return {"asset_id": self.asset_id}
+
+    async def check(self, hook: MediaPocketHook) -> dict[str, Any] | None:
+        asset = await self.shared(f"asset/{self.asset_id}", lambda: hook.aget_asset(self.asset_id))
+        outcome, message = asset_state(asset, wait_for_media=self.wait_for_media, target_statuses=self.target_statuses)
+        if message != self._last_message:
+            self.log.info(message)
+            self._last_message = message
+        if outcome == "waiting":
+            return None
+        return {"status": "success" if outcome == "ready" else "failed", "message": message,
+                "asset": asset.to_xcom()}
+
+    def timeout_event(self) -> dict[str, Any]:
+        return {
+            "status": "timeout",
+            "message": f"asset {self.asset_id} was not ready before the deadline ({self._last_message})",
+            "asset": None,
+        }

@@ -1,0 +1,93 @@
+"""What "done" means for a DAG action run and for an asset, written once for sensors, operators and triggers.
+
+Pure functions of API objects: no I/O, no Airflow imports, safe to use in a trigger's event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
+from airflow_provider_mediapocket.models import Asset, DagActionRun
+
+DEFAULT_SUCCESS_STATUSES = frozenset({"completed", "complete", "finished", "success", "succeeded", "done"})
+DEFAULT_FAILURE_STATUSES = frozenset({
+    "failed", "failure", "error", "errored", "cancelled", "canceled", "aborted", "timeout", "timed_out",
+})
+
+Outcome = Literal["success", "failed", "running"]
+
+
+def normalise_statuses(name: str, values: Iterable[str] | str | None, default: frozenset[str]) -> list[str]:
+    """Lower-cased, sorted status names (JSON-friendly for trigger kwargs); ``None`` means ``default``."""
+    if values is None:
+        return sorted(default)
+    if isinstance(values, str):
+        values = [part for part in values.split(",") if part.strip()]
+    result: set[str] = set()
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise MediaPocketValidationError(
+                f"Invalid parameter '{name}': every status must be a non-empty string (got {value!r})"
+            )
+        result.add(value.strip().lower())
+    if not result:
+        raise MediaPocketValidationError(f"Invalid parameter '{name}': give at least one status")
+    return sorted(result)
+
+
+def check_status_sets(success: list[str], failure: list[str]) -> None:
+    overlap = set(success) & set(failure)
+    if overlap:
+        raise MediaPocketValidationError(
+            "Invalid parameters 'success_statuses' and 'failure_statuses': "
+            f"{sorted(overlap)} cannot be both success and failure"
+        )
+
+
+def classify_run(run: DagActionRun, success: Iterable[str], failure: Iterable[str]) -> Outcome:
+    """``success``/``failed`` for terminal statuses (compared case-insensitively), else ``running``."""
+    status = (run.status or "").strip().lower()
+    if status in set(success):
+        return "success"
+    if status in set(failure):
+        return "failed"
+    return "running"
+
+
+def new_messages(run: DagActionRun, seen: int) -> list[str]:
+    """The run's messages after the first ``seen`` ones, oldest first (the API appends in order)."""
+    return [message.message or "" for message in run.dag_action_run_messages[seen:]]
+
+
+def run_summary(run: DagActionRun, asset_id: str) -> str:
+    name = run.dag_action.name if run.dag_action and run.dag_action.name else "DAG action"
+    return f"{name!s} run {run.id} on asset {asset_id} is {run.status}"
+
+
+def failure_message(run: DagActionRun, asset_id: str) -> str:
+    """The error text of a failed run: its status and every message of the run."""
+    messages = [message.message or "" for message in run.dag_action_run_messages]
+    detail = "; ".join(messages) if messages else "no messages"
+    return f"{run_summary(run, asset_id)}. Run messages: {detail}"
+
+
+AssetOutcome = Literal["ready", "waiting", "failed"]
+
+
+def asset_state(asset: Asset, *, wait_for_media: bool, target_statuses: Iterable[str] | None) -> tuple[
+    AssetOutcome, str
+]:
+    """Whether an asset is ready: media processed (if asked) and ``status`` in ``target_statuses`` (if given)."""
+    if asset.is_trashed:
+        return "failed", f"asset {asset.id} is in the trash bin (deleted {asset.deleted})"
+    waiting: list[str] = []
+    if wait_for_media and asset.is_processing:
+        waiting.append("its media is still processing")
+    targets = set(target_statuses) if target_statuses is not None else None
+    if targets is not None and (asset.status or "").lower() not in targets:
+        waiting.append(f"its status is {asset.status!r}, waiting for one of {sorted(targets)}")
+    if waiting:
+        return "waiting", f"asset {asset.id}: " + " and ".join(waiting)
+    return "ready", f"asset {asset.id} is ready: media_type={asset.media_type}, status={asset.status}"
