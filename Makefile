@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install demo test lint typecheck unit bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_provider_mediapocket tests scripts example_dags
+	$(VENV)/bin/ruff check airflow_provider_mediapocket tests scripts example_dags bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict airflow_provider_mediapocket
@@ -28,6 +28,14 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
+
+# Benchmarks print ratios against baselines measured in the same run and write bench/results.json.
+# A missed target prints FAIL but does not fail the command; a crash does.
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+bench-smoke: $(STAMP)
+	$(PY) bench/run.py --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

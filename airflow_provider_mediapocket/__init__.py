@@ -6,6 +6,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: The default Airflow connection id of the Media Pocket hook, operators and sensors.
+DEFAULT_CONN_ID = "mediapocket_default"
+
 _PKG = "airflow_provider_mediapocket"
 
 

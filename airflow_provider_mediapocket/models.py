@@ -23,7 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_provider_mediapocket._validation import _short, check_id
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
+
+__all__ = ["check_id"]
 
 TITLE_MAX_LENGTH = 255
 
@@ -357,11 +360,6 @@ def _describe(error: dict[str, Any], prefix: str) -> str:
     return f"Invalid parameter '{name}': {message}"
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def validate_request(model: type[R], data: dict[str, Any], *, prefix: str = "") -> R:
     """Build ``model`` from ``data`` or raise a MediaPocketValidationError naming each bad parameter."""
     try:
@@ -369,17 +367,3 @@ def validate_request(model: type[R], data: dict[str, Any], *, prefix: str = "") 
     except ValidationError as exc:
         messages = [_describe(dict(err), prefix) for err in exc.errors(include_url=False)]
         raise MediaPocketValidationError("; ".join(messages)) from None
-
-
-def check_id(name: str, value: Any) -> str:
-    """An id for a URL path: a non-empty string or a non-negative int, returned as a string."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise MediaPocketValidationError(
-            f"Invalid parameter '{name}': must be a non-empty string or an integer (got {_short(value)})"
-        )
-    text = str(value).strip()
-    if not text:
-        raise MediaPocketValidationError(f"Invalid parameter '{name}': must not be empty")
-    if isinstance(value, int) and value < 0:
-        raise MediaPocketValidationError(f"Invalid parameter '{name}': must not be negative (got {value})")
-    return text

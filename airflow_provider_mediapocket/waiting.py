@@ -6,10 +6,12 @@ Pure functions of API objects: no I/O, no Airflow imports, safe to use in a trig
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
-from airflow_provider_mediapocket.models import Asset, DagActionRun
+
+if TYPE_CHECKING:
+    from airflow_provider_mediapocket.models import Asset, DagActionRun
 
 DEFAULT_SUCCESS_STATUSES = frozenset({"completed", "complete", "finished", "success", "succeeded", "done"})
 DEFAULT_FAILURE_STATUSES = frozenset({
@@ -48,7 +50,12 @@ def check_status_sets(success: list[str], failure: list[str]) -> None:
 
 def classify_run(run: DagActionRun, success: Iterable[str], failure: Iterable[str]) -> Outcome:
     """``success``/``failed`` for terminal statuses (compared case-insensitively), else ``running``."""
-    status = (run.status or "").strip().lower()
+    return classify_status(run.status, success, failure)
+
+
+def classify_status(status: str | None, success: Iterable[str], failure: Iterable[str]) -> Outcome:
+    """:func:`classify_run` for a bare status string."""
+    status = (status or "").strip().lower()
     if status in set(success):
         return "success"
     if status in set(failure):

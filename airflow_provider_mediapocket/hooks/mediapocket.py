@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_mediapocket import __version__
+from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__
 from airflow_provider_mediapocket._transport import ApiCall, RetryPolicy, Send, Sleep, exchange
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketConfigError,
@@ -178,7 +178,7 @@ class MediaPocketHook(BaseHook):
     """
 
     conn_name_attr = "mediapocket_conn_id"
-    default_conn_name = "mediapocket_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "mediapocket"
     hook_name = "Media Pocket"
 
@@ -207,6 +207,7 @@ class MediaPocketHook(BaseHook):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._aclient_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(mediapocket_conn_id={self.mediapocket_conn_id!r})"
@@ -324,13 +325,27 @@ class MediaPocketHook(BaseHook):
         return self._client
 
     async def aget_client(self) -> httpx.AsyncClient:
-        """The hook's ``httpx.AsyncClient`` for the running event loop (a new loop gets a new client)."""
+        """The hook's ``httpx.AsyncClient`` for the running event loop (a new loop gets a new client).
+
+        Safe to call from many coroutines at once: the first one reads the connection and builds the
+        client, the others wait for it (triggers sharing a hook would otherwise each read it).
+        """
         loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aclient_loop is not loop or self._aclient.is_closed:
-            settings = await self.aget_settings()
-            self._aclient = httpx.AsyncClient(**self._client_kwargs(settings))
-            self._aclient_loop = loop
+        if self._aclient_ready(loop):
+            assert self._aclient is not None
+            return self._aclient
+        if self._aclient_lock is None or self._aclient_lock[0] is not loop:
+            self._aclient_lock = (loop, asyncio.Lock())
+        async with self._aclient_lock[1]:
+            if not self._aclient_ready(loop):
+                settings = await self.aget_settings()
+                self._aclient = httpx.AsyncClient(**self._client_kwargs(settings))
+                self._aclient_loop = loop
+        assert self._aclient is not None
         return self._aclient
+
+    def _aclient_ready(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return self._aclient is not None and self._aclient_loop is loop and not self._aclient.is_closed
 
     def close(self) -> None:
         """Close the sync client (the hook can be used again afterwards)."""

@@ -12,12 +12,13 @@ from airflow_provider_mediapocket.exceptions import (
     MediaPocketTimeoutError,
     MediaPocketValidationError,
 )
-from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
-from airflow_provider_mediapocket.models import DagActionRun
 from airflow_provider_mediapocket.waiting import failure_message, new_messages
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
+
+    from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+    from airflow_provider_mediapocket.models import DagActionRun
 
 from airflow_provider_mediapocket.links.mediapocket import ASSET_URL_KEY, RUN_URL_KEY
 
@@ -54,6 +55,8 @@ class MediaPocketMixin:
 
     @cached_property
     def hook(self) -> MediaPocketHook:
+        from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+
         return MediaPocketHook(self.mediapocket_conn_id, **self.hook_params)
 
     def push_url(self, context: Any, key: str, url: str) -> None:

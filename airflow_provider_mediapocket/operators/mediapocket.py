@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
+from airflow_provider_mediapocket import DEFAULT_CONN_ID
+from airflow_provider_mediapocket._lazy import lazy_module
+from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketError,
     MediaPocketOperationError,
@@ -24,10 +27,7 @@ from airflow_provider_mediapocket.exceptions import (
     MediaPocketTransportError,
     MediaPocketValidationError,
 )
-from airflow_provider_mediapocket.hooks import _api
-from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.links.mediapocket import MediaPocketAssetLink, MediaPocketDagActionRunLink
-from airflow_provider_mediapocket.models import Asset, DagActionRun, check_id
 from airflow_provider_mediapocket.operators._common import (
     ASSET_URL_KEY,
     RUN_URL_KEY,
@@ -40,9 +40,16 @@ from airflow_provider_mediapocket.waiting import (
     DEFAULT_SUCCESS_STATUSES,
     check_status_sets,
     classify_run,
+    classify_status,
     normalise_statuses,
     run_summary,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_mediapocket.hooks import _api
+    from airflow_provider_mediapocket.models import Asset, DagActionRun
+else:  # the request builders and models load when a task runs, not when a DAG file is parsed
+    _api = lazy_module("airflow_provider_mediapocket.hooks._api")
 
 TRANSIENT = (MediaPocketServerError, MediaPocketRateLimitError, MediaPocketTransportError)
 DEFAULT_RUN_TIMEOUT = timedelta(days=7)
@@ -64,7 +71,7 @@ class _MediaPocketOperator(MediaPocketMixin, BaseOperator):
     def __init__(
         self,
         *,
-        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        mediapocket_conn_id: str = DEFAULT_CONN_ID,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -540,7 +547,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         return self._run.status or ""
 
     def _outcome(self, status: str) -> str:
-        return classify_run(DagActionRun(id=0, status=status), self.success_statuses, self.failure_statuses)
+        return classify_status(status, self.success_statuses, self.failure_statuses)
 
     def is_job_active(self, status: str) -> bool:
         return self._outcome(status) == "running"
@@ -591,3 +598,80 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         return self.finish_run_event(event)
 
+
+class MediaPocketBulkIngestOperator(_MediaPocketOperator):
+    """Create many assets with their media concurrently through the async client.
+
+    :param items: a list (or XCom) of dicts ``{title, file_url, external_id, filename?, tags?,
+        description?, category?}`` (templated). Every item is validated before anything is sent.
+    :param project_id: create the assets in this project, each with its media in one call (templated).
+        With a project, an answer lost on the way back is recovered by looking the item up by
+        ``external_id``; without one, such an item is reported as failed (the API has no lookup).
+    :param max_concurrency: requests in flight at once (default 16).
+    :param allow_partial_success: succeed even if some items failed (default False: the task fails at
+        the end, after every item was tried, and the results are still pushed to XCom key ``results``).
+
+    Returns one result per item, in order: ``{external_id, asset_id, status, error}`` with status
+    ``created``, ``existing`` (made by an earlier try or run) or ``failed``. A retried task skips the
+    items an earlier try created (``task_state_store``), and ``external_id`` guards the rest.
+    """
+
+    template_fields: Sequence[str] = ("items", "project_id", "mediapocket_conn_id")
+    state_key = "mediapocket_bulk_created"
+
+    def __init__(
+        self,
+        *,
+        items: Any,
+        project_id: str | None = None,
+        max_concurrency: int = 16,
+        allow_partial_success: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise MediaPocketValidationError(
+                f"Invalid parameter 'max_concurrency': must be a whole number >= 1 (got {max_concurrency!r})"
+            )
+        self.items = items
+        self.project_id = project_id
+        self.max_concurrency = max_concurrency
+        self.allow_partial_success = allow_partial_success
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        import asyncio
+
+        from airflow_provider_mediapocket.bulk import ingest, validate_items
+
+        project_id = None if self.project_id in (None, "") else check_id("project_id", self.project_id)
+        items = validate_items(self.items, project_id)
+        store = _state_store(context)
+        done = dict(store.get(self.state_key) or {}) if store is not None else {}
+        if done:
+            self.log.info("%d of %d items were created by an earlier try: skipping them", len(done), len(items))
+
+        async def run() -> list[Any]:
+            try:
+                return await ingest(self.hook, items, project_id=project_id, max_concurrency=self.max_concurrency,
+                                    done=done)
+            finally:
+                await self.hook.aclose()
+
+        results = asyncio.run(run())
+        if store is not None:
+            store.set(self.state_key, {
+                **done, **{r.external_id: r.asset_id for r in results if r.status != "failed" and r.asset_id},
+            })
+        payload = [result.to_json() for result in results]
+        counts = {status: sum(r.status == status for r in results) for status in ("created", "existing", "failed")}
+        self.log.info("Bulk ingest of %d items: %s", len(results), counts)
+        failed = [r for r in results if r.status == "failed"]
+        for result in failed:
+            self.log.error("Item %s failed: %s", result.external_id, result.error)
+        if failed and not self.allow_partial_success:
+            context["ti"].xcom_push(key="results", value=payload)
+            raise MediaPocketError(
+                f"{len(failed)} of {len(results)} items failed (first: {failed[0].external_id}: {failed[0].error}); "
+                "every other item was ingested; the results are in XCom key 'results'"
+            )
+        return payload

@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default="sandbox-api-key")
     parser.add_argument("--media-processing-seconds", type=float, default=2.0)
     parser.add_argument("--dag-action-run-seconds", type=float, default=5.0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every request waits (network stand-in)")
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=None)
     return parser
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         media_processing_seconds=args.media_processing_seconds,
         dag_action_run_seconds=args.dag_action_run_seconds,
         seed=args.seed,
+        latency=args.latency,
     )
     if args.fault_rate > 0:
         kinds = {"500": 1.0, "502": 1.0, "503": 1.0, "429": 1.0, "drop": 1.0, "lost": 1.0}

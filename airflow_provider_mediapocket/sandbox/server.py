@@ -600,6 +600,9 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -654,6 +657,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             record(404)
             self._send(404, _encode(NOT_FOUND))
             return
+        if sandbox.latency > 0:
+            time.sleep(sandbox.latency)
         fault, delay, retry_after = sandbox.take_fault(method, path)
         if fault == "drop":
             record(None, fault)
@@ -684,9 +689,13 @@ class MediaPocketSandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         state: SandboxState | None = None,
+        latency: float = 0.0,
         **state_kwargs: Any,
     ) -> None:
         self.api_key = api_key
+        #: Seconds every API request waits before it is handled: a stand-in for the network round trip
+        #: to the real service (benchmarks use it; 0 for tests).
+        self.latency = latency
         self.host = host
         self.port = port
         self.state = state if state is not None else SandboxState(**state_kwargs)

@@ -84,7 +84,7 @@ class SandboxState:
     def __init__(
         self,
         media_processing_seconds: float = 2.0,
-        dag_action_run_seconds: float = 5.0,
+        dag_action_run_seconds: float | tuple[float, float] = 5.0,
         history_page_size: int = 50,
         seed: int | None = None,
     ) -> None:
@@ -678,7 +678,7 @@ class SandboxState:
             self._runs[rid] = run
             self._asset_runs.setdefault(asset_id, []).append(rid)
             self._run_message(run, "Set in queue...", start)
-            total = self.dag_action_run_seconds
+            total = self._run_seconds()
             self._at(start + 0.2 * total, lambda due: self._run_message(run, "Started processing", due))
             outcome = action[3]
             if outcome != "never":
@@ -687,6 +687,13 @@ class SandboxState:
                 )
                 self._at(start + total, lambda due: self._finish_run(run, outcome, due))
             return self.render_run(run)
+
+    def _run_seconds(self) -> float:
+        """How long a new run takes: ``dag_action_run_seconds``, or a seeded draw from a (low, high) range."""
+        duration = self.dag_action_run_seconds
+        if isinstance(duration, tuple):
+            return self._rng.uniform(*duration)
+        return float(duration)
 
     def _run_message(self, run: JSON, message: str, due: float) -> None:
         run["messages"].append(

@@ -9,9 +9,9 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_mediapocket import DEFAULT_CONN_ID
+from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import MediaPocketError, MediaPocketTimeoutError
-from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
-from airflow_provider_mediapocket.models import check_id
 from airflow_provider_mediapocket.operators._common import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
@@ -70,7 +70,7 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         dag_action_run_id: str | int,
         success_statuses: Sequence[str] | None = None,
         failure_statuses: Sequence[str] | None = None,
-        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        mediapocket_conn_id: str = DEFAULT_CONN_ID,
         hook_params: dict[str, Any] | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,
@@ -130,7 +130,7 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         asset_id: str,
         target_statuses: Sequence[str] | None = None,
         wait_for_media: bool = True,
-        mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
+        mediapocket_conn_id: str = DEFAULT_CONN_ID,
         hook_params: dict[str, Any] | None = None,
         deferrable: bool | None = None,
         **kwargs: Any,

@@ -1,0 +1,200 @@
+"""Bulk ingest: create many assets with their media concurrently, losing nothing and creating nothing twice.
+
+Used by :class:`~airflow_provider_mediapocket.operators.mediapocket.MediaPocketBulkIngestOperator`;
+usable on its own with a hook (``await ingest(hook, items, ...)``).
+
+Every item carries an ``external_id``: the handle that makes an unclear outcome recoverable. When the
+answer to a create is lost (dropped connection, 5xx after the request went out), the item is looked up
+by ``external_id`` among the project's assets before anything is sent again; "External id has already
+been taken" means an earlier attempt (or DAG run) created it, and the existing asset is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airflow_provider_mediapocket.exceptions import (
+    MediaPocketError,
+    MediaPocketOperationError,
+    MediaPocketRateLimitError,
+    MediaPocketServerError,
+    MediaPocketTransportError,
+    MediaPocketValidationError,
+)
+from airflow_provider_mediapocket.hooks import _api
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.models import Asset
+
+ITEM_FIELDS = frozenset({"title", "file_url", "filename", "tags", "description", "category", "external_id"})
+METADATA = ("description", "category", "tags", "external_id")
+UNCLEAR = (MediaPocketTransportError, MediaPocketServerError, MediaPocketRateLimitError)
+EXTERNAL_ID_TAKEN = "external id has already been taken"
+
+
+@dataclass
+class ItemResult:
+    """What happened to one item: ``status`` is created, existing (made earlier) or failed."""
+
+    external_id: str
+    asset_id: str | None
+    status: str
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_items(items: Any, project_id: Any = None) -> list[dict[str, Any]]:
+    """Check every item before anything is sent; errors name the item and the parameter."""
+    if isinstance(items, Mapping) or not isinstance(items, Iterable) or isinstance(items, (str, bytes)):
+        raise MediaPocketValidationError(
+            f"Invalid parameter 'items': must be a list of dicts (got {type(items).__name__})"
+        )
+    checked: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, Mapping):
+            raise MediaPocketValidationError(f"Invalid parameter '{where}': must be a dict (got {item!r:.60})")
+        unknown = sorted(set(item) - ITEM_FIELDS)
+        if unknown:
+            raise MediaPocketValidationError(
+                f"Invalid parameter '{where}': unknown field(s) {unknown}; allowed: {sorted(ITEM_FIELDS)}"
+            )
+        for required in ("title", "file_url", "external_id"):
+            if item.get(required) in (None, ""):
+                raise MediaPocketValidationError(f"Invalid parameter '{where}.{required}': is required")
+        try:
+            if project_id is not None:
+                _api.create_project_asset(project_id, **dict(item))
+            else:
+                fields = {key: item.get(key) for key in METADATA}
+                _api.create_asset(title=item["title"], **fields)
+                _api.add_media("x", item["file_url"], item.get("filename"))
+        except MediaPocketValidationError as exc:
+            message = str(exc).replace("Invalid parameter '", f"Invalid parameter '{where}.")
+            raise MediaPocketValidationError(message) from None
+        external_id = str(item["external_id"])
+        if external_id in seen:
+            raise MediaPocketValidationError(
+                f"Invalid parameter '{where}.external_id': {external_id!r} repeats items[{seen[external_id]}]"
+            )
+        seen[external_id] = index
+        checked.append(dict(item))
+    return checked
+
+
+class _ProjectIndex:
+    """external_id -> asset of one project, fetched on demand and shared by concurrent lookups."""
+
+    def __init__(self, hook: MediaPocketHook, project_id: str) -> None:
+        self.hook = hook
+        self.project_id = project_id
+        self._fetched_at = float("-inf")
+        self._by_external_id: dict[str, Asset] = {}
+        self._pending: asyncio.Task[None] | None = None
+        self._pending_started = float("-inf")
+
+    async def find(self, external_id: str, not_before: float) -> Asset | None:
+        """The asset with ``external_id`` as of a listing taken after ``not_before``."""
+        while self._fetched_at < not_before:
+            if self._pending is None or self._pending_started < not_before:
+                self._pending_started = time.monotonic()
+                self._pending = asyncio.ensure_future(self._fetch(self._pending_started))
+            await asyncio.shield(self._pending)
+        return self._by_external_id.get(external_id)
+
+    async def _fetch(self, started: float) -> None:
+        contents = await self.hook.alist_project_assets(self.project_id)
+        self._by_external_id = {asset.external_id: asset for asset in contents.assets if asset.external_id}
+        self._fetched_at = max(self._fetched_at, started)
+
+
+async def ingest(
+    hook: MediaPocketHook,
+    items: list[dict[str, Any]],
+    *,
+    project_id: str | None = None,
+    max_concurrency: int = 16,
+    done: Mapping[str, str] | None = None,
+    attempts: int = 4,
+) -> list[ItemResult]:
+    """Create the assets of ``items`` (validated) with their media, at most ``max_concurrency`` at a time.
+
+    ``done`` maps external ids already handled (by an earlier try) to their asset ids: they are skipped.
+    Returns one result per item, in the items' order. Failed items are reported, never dropped.
+    """
+    semaphore = asyncio.Semaphore(max_concurrency)
+    index = _ProjectIndex(hook, project_id) if project_id is not None else None
+    done = dict(done or {})
+
+    async def one(item: dict[str, Any]) -> ItemResult:
+        external_id = str(item["external_id"])
+        if external_id in done:
+            return ItemResult(external_id, done[external_id], "existing")
+        async with semaphore:
+            try:
+                if index is not None:
+                    return await _in_project(hook, index, item, attempts)
+                return await _standalone(hook, item, attempts)
+            except MediaPocketError as exc:
+                asset_id = getattr(exc, "created_asset_id", None)
+                return ItemResult(external_id, asset_id, "failed", str(exc))
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+async def _in_project(hook: MediaPocketHook, index: _ProjectIndex, item: dict[str, Any], attempts: int) -> ItemResult:
+    external_id = str(item["external_id"])
+    for attempt in range(attempts):
+        sent_at = time.monotonic()
+        try:
+            asset = await hook.acreate_project_asset(index.project_id, **item)
+            return ItemResult(external_id, asset.id, "created")
+        except MediaPocketValidationError as exc:
+            if EXTERNAL_ID_TAKEN not in (exc.server_message or "").lower():
+                raise
+            existing = await index.find(external_id, sent_at)
+            if existing is None:
+                raise
+            return ItemResult(external_id, existing.id, "created" if attempt else "existing")
+        except UNCLEAR:
+            if attempt == attempts - 1:
+                raise
+            existing = await index.find(external_id, sent_at)
+            if existing is not None:  # the lost answer's create did happen
+                return ItemResult(external_id, existing.id, "created")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _standalone(hook: MediaPocketHook, item: dict[str, Any], attempts: int) -> ItemResult:
+    """Without a project there is no lookup by external_id: a lost create answer is reported, not guessed."""
+    external_id = str(item["external_id"])
+    fields = {key: item.get(key) for key in METADATA}
+    try:
+        asset = await hook.acreate_asset(item["title"], **fields)
+    except MediaPocketValidationError as exc:
+        if EXTERNAL_ID_TAKEN in (exc.server_message or "").lower():
+            raise MediaPocketOperationError(
+                f"an asset with external_id {external_id!r} already exists; without project_id Media Pocket "
+                "offers no lookup by external_id, so it cannot be re-used: give project_id"
+            ) from exc
+        raise
+    for attempt in range(attempts):
+        try:
+            await hook.aadd_media(asset.id, item["file_url"], item.get("filename"))
+            return ItemResult(external_id, asset.id, "created")
+        except UNCLEAR:
+            if attempt == attempts - 1:
+                raise
+            current = await hook.aget_asset(asset.id)
+            if current.original_filename is not None or current.media_type != "placeholder":
+                return ItemResult(external_id, asset.id, "created")
+        except MediaPocketError as exc:
+            exc.created_asset_id = asset.id  # type: ignore[attr-defined]
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover

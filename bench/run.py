@@ -1,0 +1,352 @@
+"""Benchmarks of the provider, each a ratio against a baseline measured in the same run.
+
+    python bench/run.py            # full sizes (make bench), a few minutes
+    python bench/run.py --smoke    # small sizes (CI), so the benchmarks cannot rot
+
+Prints a table and writes bench/results.json. Targets (issue "Scale and reliability"):
+
+- bulk ingest: MediaPocketBulkIngestOperator's engine >= 0.8 x a bare httpx.AsyncClient loop sending
+  the same requests at the same concurrency, and >= 5 x the one-item-at-a-time path;
+- 1,000 DAG-action-run triggers in one loop: requests <= 0.15 x one-per-trigger-per-interval, client
+  CPU <= 0.5 x a new-client-per-poll baseline, detection latency p99 <= interval + 1 s, RSS growth
+  <= 100 MB;
+- hook overhead: get_asset through the hook <= 1.15 x a bare httpx.Client, interleaved;
+- DAG parse cost: importing the operators and sensors adds <= 50 ms (median of 10) to airflow.sdk.
+
+The sandbox stands in for Media Pocket. For bulk ingest it adds a fixed latency to every request
+(``--latency``, default 20 ms) as a stand-in for the network round trip to the real service; without
+it, client and server share two cores on loopback and concurrency has nothing to overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow_home"))
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # a thousand triggers log a lot at INFO
+
+from airflow_provider_mediapocket.bulk import ingest  # noqa: E402
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook  # noqa: E402
+from airflow_provider_mediapocket.sandbox import MediaPocketSandbox  # noqa: E402
+from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger  # noqa: E402
+
+KEY = "bench-api-key"
+RESULTS: list[dict[str, Any]] = []
+
+
+def record(name: str, value: float, target: str, ok: bool, detail: str) -> None:
+    RESULTS.append({"benchmark": name, "value": round(value, 4), "target": target, "ok": ok, "detail": detail})
+    print(f"{'PASS' if ok else 'FAIL'}  {name:38} {value:10.3f}  target {target:10}  {detail}", flush=True)
+
+
+def use_connection(base_url: str) -> None:
+    os.environ["AIRFLOW_CONN_MEDIAPOCKET_DEFAULT"] = json.dumps(
+        {"conn_type": "mediapocket", "host": base_url, "password": KEY, "extra": {"retry_backoff": 0.05}}
+    )
+
+
+@contextmanager
+def sandbox_process(*args: str) -> Iterator[str]:
+    """The sandbox in its own process (so its CPU is not the client's), yielding its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_mediapocket.sandbox", "--port", str(port), "--api-key", KEY, *args],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------------------- bulk ingest
+
+
+def bench_bulk(size: int, concurrency: int, latency: float) -> None:
+    with sandbox_process("--latency", str(latency)) as base_url:
+        use_connection(base_url)
+        hook = MediaPocketHook()
+        project = hook.create_project("bench").id
+        headers = {"X-API-KEY": KEY, "Content-Type": "application/json"}
+
+        def items(prefix: str, count: int) -> list[dict[str, Any]]:
+            return [{"title": f"{prefix} {n}", "file_url": f"https://media.example.com/{prefix}/{n}.jpg",
+                     "external_id": f"{prefix}-{n}", "tags": ["bench"]} for n in range(count)]
+
+        async def bare(batch: list[dict[str, Any]]) -> None:
+            semaphore = asyncio.Semaphore(concurrency)
+            async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+                async def one(item: dict[str, Any]) -> None:
+                    body = {"title": item["title"], "tags": item["tags"], "external_id": item["external_id"],
+                            "url": {"file_url": item["file_url"], "filename": f"{item['title']}.jpg"}}
+                    async with semaphore:
+                        response = await client.post(f"/api/v2/projects/{project}/assets", json=body)
+                        response.raise_for_status()
+                        response.json()
+                await asyncio.gather(*(one(item) for item in batch))
+
+        async def ours(batch: list[dict[str, Any]]) -> None:
+            async_hook = MediaPocketHook()
+            try:
+                results = await ingest(async_hook, batch, project_id=project, max_concurrency=concurrency)
+                assert all(r.status == "created" for r in results), results[:3]
+            finally:
+                await async_hook.aclose()
+
+        def timed(run: Callable[[], Any]) -> float:
+            start = time.perf_counter()
+            run()
+            return time.perf_counter() - start
+
+        half = size // 2
+        # Interleave two halves of each so that drift in the machine's load hits both alike.
+        bare_time = timed(lambda: asyncio.run(bare(items("bare-a", half))))
+        ours_time = timed(lambda: asyncio.run(ours(items("ours-a", half))))
+        bare_time += timed(lambda: asyncio.run(bare(items("bare-b", size - half))))
+        ours_time += timed(lambda: asyncio.run(ours(items("ours-b", size - half))))
+        sequential_count = max(size // 10, 10)
+        sequential = items("seq", sequential_count)
+        sequential_time = timed(lambda: [hook.create_project_asset(project, **item) for item in sequential])
+        bare_rate, ours_rate = size / bare_time, size / ours_time
+        sequential_rate = sequential_count / sequential_time
+        record("bulk ingest vs bare httpx loop", ours_rate / bare_rate, ">= 0.8", ours_rate / bare_rate >= 0.8,
+               f"{ours_rate:.0f} vs {bare_rate:.0f} items/s, {size} items, concurrency {concurrency}, "
+               f"latency {latency * 1000:.0f} ms")
+        record("bulk ingest vs one item at a time", ours_rate / sequential_rate, ">= 5",
+               ours_rate / sequential_rate >= 5, f"{ours_rate:.0f} vs {sequential_rate:.0f} items/s "
+               f"(sequential measured on {sequential_count} items)")
+        hook.close()
+
+
+# ----------------------------------------------------------------------------------------- many triggers
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def finished_at(run: dict[str, Any]) -> float:
+    stamp = run["dag_action_run_messages"][-1]["created_at"]
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+async def naive_wait(base_url: str, asset_id: str, run_id: str, interval: float, deadline: float) -> dict[str, Any]:
+    """The baseline: a new client for every poll, one request per trigger per interval."""
+    while True:
+        async with httpx.AsyncClient(base_url=base_url, headers={"X-API-KEY": KEY}, timeout=30) as client:
+            response = await client.get(f"/api/v2/assets/{asset_id}/dag_action_runs")
+        runs = response.json()["dag_action_runs"]
+        run = next(r for r in runs if str(r["id"]) == run_id)
+        if run["status"] != "running" or time.time() > deadline:
+            return {"status": run["status"], "run": run}
+        await asyncio.sleep(interval)
+
+
+async def ours_wait(asset_id: str, run_id: str, interval: float, deadline: float) -> dict[str, Any]:
+    trigger = MediaPocketDagActionRunTrigger(asset_id=asset_id, dag_action_run_id=run_id, end_time=deadline,
+                                             poll_interval=interval)
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise AssertionError("no event")
+
+
+async def measure(
+    variant: str, waits: list[tuple[str, str]], base_url: str, interval: float, deadline: float
+) -> tuple[list[tuple[float, dict[str, Any]]], float]:
+    """Wait for every run with one variant; returns (event time, event) pairs and the peak RSS growth."""
+    peak = rss_mb()
+    base = peak
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_mb())
+            await asyncio.sleep(0.25)
+
+    async def timed(wait: Awaitable[dict[str, Any]]) -> tuple[float, dict[str, Any]]:
+        event = await wait
+        return time.time(), event
+
+    sampler = asyncio.ensure_future(sample())
+    if variant == "shared":
+        coros = [timed(ours_wait(a, r, interval, deadline)) for a, r in waits]
+    else:
+        coros = [timed(naive_wait(base_url, a, r, interval, deadline)) for a, r in waits]
+    done = await asyncio.gather(*coros)
+    stop.set()
+    await sampler
+    return done, peak - base
+
+
+
+def bench_triggers(assets: int, runs_per_asset: int, finish_within: float, interval: float) -> None:
+    variants: dict[str, dict[str, float]] = {}
+    for variant in ("new-client-per-poll", "shared"):
+        with MediaPocketSandbox(api_key=KEY, dag_action_run_seconds=(0.5, finish_within), seed=7) as sandbox:
+            use_connection(sandbox.base_url)
+            hook = MediaPocketHook()
+            waits: list[tuple[str, str]] = []
+            for n in range(assets):
+                asset = sandbox.state.add_asset(title=f"bench {n}")
+                waits += [(asset["id"], str(hook.start_dag_action(asset["id"], 1).id)) for _ in range(runs_per_asset)]
+            hook.close()
+            sandbox.clear_requests()
+            deadline = time.time() + finish_within * 3
+
+            cpu_start = time.thread_time()
+            started = time.time()
+            done, rss_growth = asyncio.run(
+                measure(variant, waits, sandbox.base_url, interval, deadline)
+            )
+            cpu = time.thread_time() - cpu_start
+            requests = sum(1 for r in sandbox.requests if r.path.endswith("/dag_action_runs"))
+            latencies = [at - max(finished_at(event["run"]), started) for at, event in done]
+            statuses = {event["run"]["status"] for _, event in done}
+            assert statuses == {"completed"}, statuses
+            # "One request per trigger per interval": every trigger polling each interval of the wait
+            # (the window from the start to the last event); and, stricter, each only until its own run
+            # was seen finished.
+            window = max(at for at, _ in done) - started
+            per_interval = len(done) * (math.floor(window / interval) + 1)
+            until_own = sum(int(max(finished_at(event["run"]) - started, 0) // interval) + 1 for _, event in done)
+            variants[variant] = {
+                "cpu": cpu, "requests": requests, "per_interval": per_interval, "until_own": until_own,
+                "p99": sorted(latencies)[int(0.99 * (len(latencies) - 1))],
+                "rss": rss_growth,
+            }
+    shared, naive = variants["shared"], variants["new-client-per-poll"]
+    count = assets * runs_per_asset
+    ratio = shared["requests"] / shared["per_interval"]
+    record("trigger requests vs one/trigger/interval", ratio, "<= 0.15", ratio <= 0.15,
+           f"{shared['requests']:.0f} vs {shared['per_interval']:.0f} requests, {count} triggers ({assets} assets x "
+           f"{runs_per_asset}), interval {interval:g}s; vs each trigger polling only until its own run ended: "
+           f"{shared['requests'] / shared['until_own']:.3f} ({shared['until_own']:.0f}); "
+           f"the new-client baseline made {naive['requests']:.0f}")
+    ratio = shared["cpu"] / naive["cpu"]
+    record("trigger CPU vs new client per poll", ratio, "<= 0.5", ratio <= 0.5,
+           f"{shared['cpu']:.2f}s vs {naive['cpu']:.2f}s client CPU")
+    record("trigger detection latency p99 (s)", shared["p99"], f"<= {interval + 1:g}", shared["p99"] <= interval + 1,
+           f"baseline p99 {naive['p99']:.2f}s")
+    record("trigger peak RSS growth (MB)", shared["rss"], "<= 100", shared["rss"] <= 100,
+           f"baseline {naive['rss']:.0f} MB")
+
+
+# ----------------------------------------------------------------------------------------- hook overhead
+
+
+def bench_hook_overhead(calls: int) -> None:
+    with sandbox_process() as base_url:
+        use_connection(base_url)
+        hook = MediaPocketHook()
+        asset_id = hook.create_asset("overhead").id
+        bare = httpx.Client(base_url=base_url, headers=hook.get_client().headers)  # the same request bytes
+        hook.get_asset(asset_id)
+        bare.get(f"/api/v2/assets/{asset_id}").json()
+        totals = {"hook": 0.0, "bare": 0.0}
+        ratios = []
+        block = 20
+
+        def bare_block() -> float:
+            start = time.perf_counter()
+            for _ in range(block):
+                response = bare.get(f"/api/v2/assets/{asset_id}")
+                response.raise_for_status()
+                response.json()
+            return time.perf_counter() - start
+
+        def hook_block() -> float:
+            start = time.perf_counter()
+            for _ in range(block):
+                hook.get_asset(asset_id)
+            return time.perf_counter() - start
+
+        for n in range(calls // block):
+            # Alternate which goes first; compare each pair, so load drifts cancel out.
+            first, second = (bare_block, hook_block) if n % 2 == 0 else (hook_block, bare_block)
+            a, b = first(), second()
+            bare_time, hook_time = (a, b) if n % 2 == 0 else (b, a)
+            totals["bare"] += bare_time
+            totals["hook"] += hook_time
+            ratios.append(hook_time / bare_time)
+        ratio = statistics.median(ratios)
+        record("hook get_asset vs bare httpx.Client", ratio, "<= 1.15", ratio <= 1.15,
+               f"median of {len(ratios)} interleaved pairs of {block}; {totals['hook'] / calls * 1e3:.3f} vs "
+               f"{totals['bare'] / calls * 1e3:.3f} ms a call, {calls} calls each")
+        bare.close()
+        hook.close()
+
+
+# ------------------------------------------------------------------------------------------- parse cost
+
+
+def bench_parse_cost(repeats: int) -> None:
+    script = (
+        "import time; t=time.perf_counter(); import airflow.sdk; t1=time.perf_counter(); "
+        "import airflow_provider_mediapocket.operators.mediapocket, airflow_provider_mediapocket.sensors.mediapocket; "
+        "print(time.perf_counter()-t1, t1-t)"
+    )
+    added, base = [], []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+        ours, sdk = (float(x) for x in out.stdout.split())
+        added.append(ours * 1000)
+        base.append(sdk * 1000)
+    value = statistics.median(added)
+    record("DAG parse: operators+sensors import (ms)", value, "<= 50", value <= 50,
+           f"median of {repeats}; import airflow.sdk itself {statistics.median(base):.0f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    args = parser.parse_args()
+    smoke = args.smoke
+    print(f"{'':6}{'benchmark':38} {'value':>10}  target", flush=True)
+    bench_parse_cost(3 if smoke else 10)
+    bench_hook_overhead(200 if smoke else 2000)
+    bench_bulk(100 if smoke else 1000, 16, args.latency)
+    if smoke:
+        bench_triggers(assets=5, runs_per_asset=10, finish_within=4.0, interval=0.5)
+    else:
+        bench_triggers(assets=100, runs_per_asset=10, finish_within=60.0, interval=5.0)
+    args.out.write_text(json.dumps({"smoke": smoke, "results": RESULTS}, indent=2) + "\n")
+    failed = [r["benchmark"] for r in RESULTS if not r["ok"]]
+    print(f"{len(RESULTS) - len(failed)} passed, {len(failed)} failed" + (f": {failed}" if failed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
