@@ -18,11 +18,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow_provider_mediapocket.exceptions import (
+    TRANSIENT_ERRORS,
     MediaPocketError,
     MediaPocketOperationError,
-    MediaPocketRateLimitError,
-    MediaPocketServerError,
-    MediaPocketTransportError,
     MediaPocketValidationError,
 )
 from airflow_provider_mediapocket.hooks import _api
@@ -31,7 +29,8 @@ from airflow_provider_mediapocket.models import Asset
 
 ITEM_FIELDS = frozenset({"title", "file_url", "filename", "tags", "description", "category", "external_id"})
 METADATA = ("description", "category", "tags", "external_id")
-UNCLEAR = (MediaPocketTransportError, MediaPocketServerError, MediaPocketRateLimitError)
+# An unclear outcome: the request may or may not have been applied.
+UNCLEAR = TRANSIENT_ERRORS
 EXTERNAL_ID_TAKEN = "external id has already been taken"
 
 
@@ -121,7 +120,7 @@ async def ingest(
     project_id: str | None = None,
     max_concurrency: int = 16,
     done: Mapping[str, str] | None = None,
-    attempts: int = 4,
+    attempts: int = 8,
 ) -> list[ItemResult]:
     """Create the assets of ``items`` (validated) with their media, at most ``max_concurrency`` at a time.
 

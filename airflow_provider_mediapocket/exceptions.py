@@ -107,3 +107,12 @@ class MediaPocketRunFailedError(MediaPocketError):
 
 class MediaPocketTimeoutError(MediaPocketError):
     """A wait (run or asset) passed its deadline."""
+
+
+#: Failures worth polling again after the hook's own retries ran out: they say nothing about the
+#: thing being waited for. Waits (triggers, sensors, the start operator's wait) ride them out.
+TRANSIENT_ERRORS: tuple[type[MediaPocketError], ...] = (
+    MediaPocketServerError,
+    MediaPocketRateLimitError,
+    MediaPocketTransportError,
+)

@@ -230,7 +230,7 @@ def _check_not_blank(value: str | None) -> str | None:
 def check_http_url(value: str) -> str:
     """Accept only an absolute http(s) URL with a host, as Media Pocket downloads it itself."""
     parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{value!r} is not an absolute http(s) URL")
     return value
 
@@ -263,7 +263,7 @@ class AssetUpdate(_MetadataFields):
     @model_validator(mode="after")
     def _not_empty(self) -> AssetUpdate:
         if not self.to_body():
-            raise ValueError("give at least one of title, description, category, tags, external_id")
+            raise ValueError("give at least one of 'title', 'description', 'category', 'tags', 'external_id'")
         return self
 
 
@@ -294,7 +294,7 @@ class ProjectAssetCreate(AssetCreate):
     @model_validator(mode="after")
     def _one_media_source(self) -> ProjectAssetCreate:
         if self.url is not None and self.s3 is not None:
-            raise ValueError("give media from a URL or from S3, not both")
+            raise ValueError("give 'url' or 's3' (media from a URL or from S3), not both")
         return self
 
 
@@ -355,8 +355,11 @@ def _describe(error: dict[str, Any], prefix: str) -> str:
         message = "is required"
     elif error.get("type") == "extra_forbidden":
         message = "is not a parameter of this call"
+        name = name or "<empty name>"
     elif "input" in error and error.get("type") not in ("value_error",):
         message = f"{message} (got {_short(error['input'])})"
+    if not name:  # a check of the whole request: its message names the parameters
+        return f"Invalid parameters: {message}"
     return f"Invalid parameter '{name}': {message}"
 
 

@@ -344,7 +344,8 @@ def main() -> int:
         bench_triggers(assets=100, runs_per_asset=10, finish_within=60.0, interval=5.0)
     args.out.write_text(json.dumps({"smoke": smoke, "results": RESULTS}, indent=2) + "\n")
     failed = [r["benchmark"] for r in RESULTS if not r["ok"]]
-    print(f"{len(RESULTS) - len(failed)} passed, {len(failed)} failed" + (f": {failed}" if failed else ""))
+    missed = f": {failed}" if failed else ""
+    print(f"benchmarks: {len(RESULTS) - len(failed)} targets met, {len(failed)} missed{missed}")
     return 0
 
 

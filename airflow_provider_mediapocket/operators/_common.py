@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 from airflow_provider_mediapocket.links.mediapocket import ASSET_URL_KEY, RUN_URL_KEY
 
+HOOK_PARAMS = ("timeout", "retry_limit", "retry_backoff", "verify_ssl")
+
 __all__ = ["ASSET_URL_KEY", "RUN_URL_KEY", "MediaPocketMixin", "default_deferrable", "positive_number"]
 
 
@@ -57,6 +59,11 @@ class MediaPocketMixin:
     def hook(self) -> MediaPocketHook:
         from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 
+        unknown = sorted(set(self.hook_params) - set(HOOK_PARAMS))
+        if unknown:
+            raise MediaPocketValidationError(
+                f"Invalid parameter 'hook_params': unknown key(s) {unknown}; allowed: {', '.join(HOOK_PARAMS)}"
+            )
         return MediaPocketHook(self.mediapocket_conn_id, **self.hook_params)
 
     def push_url(self, context: Any, key: str, url: str) -> None:

@@ -19,12 +19,10 @@ from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._lazy import lazy_module
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
+    TRANSIENT_ERRORS,
     MediaPocketError,
     MediaPocketOperationError,
-    MediaPocketRateLimitError,
-    MediaPocketServerError,
     MediaPocketTimeoutError,
-    MediaPocketTransportError,
     MediaPocketValidationError,
 )
 from airflow_provider_mediapocket.links.mediapocket import MediaPocketAssetLink, MediaPocketDagActionRunLink
@@ -51,7 +49,6 @@ if TYPE_CHECKING:
 else:  # the request builders and models load when a task runs, not when a DAG file is parsed
     _api = lazy_module("airflow_provider_mediapocket.hooks._api")
 
-TRANSIENT = (MediaPocketServerError, MediaPocketRateLimitError, MediaPocketTransportError)
 DEFAULT_RUN_TIMEOUT = timedelta(days=7)
 
 
@@ -501,9 +498,9 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
             )
         if has_id:
             check_id("dag_action_id", self.dag_action_id)
-        elif not isinstance(self.dag_action_name, str):
+        elif not isinstance(self.dag_action_name, str) or not self.dag_action_name.strip():
             raise MediaPocketValidationError(
-                f"Invalid parameter 'dag_action_name': must be a string (got {self.dag_action_name!r})"
+                f"Invalid parameter 'dag_action_name': must be a non-empty string (got {self.dag_action_name!r})"
             )
         return asset_id
 
@@ -580,7 +577,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
             time.sleep(min(self.poll_interval, max(deadline - time.time(), 0)))
             try:
                 run = self.hook.get_dag_action_run(asset_id, external_id)
-            except TRANSIENT as exc:
+            except TRANSIENT_ERRORS as exc:
                 self.log.warning("Transient Media Pocket error, polling again: %s", exc)
 
     def _defer(self, asset_id: str, run_id: Any, deadline: float) -> None:

@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._validation import check_id
-from airflow_provider_mediapocket.exceptions import MediaPocketError, MediaPocketTimeoutError
+from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocketError, MediaPocketTimeoutError
 from airflow_provider_mediapocket.operators._common import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
@@ -91,7 +91,11 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         asset_id, run_id = self._ids()
-        run = self.hook.get_dag_action_run(asset_id, run_id)
+        try:
+            run = self.hook.get_dag_action_run(asset_id, run_id)
+        except TRANSIENT_ERRORS as exc:
+            self.log.warning("Transient Media Pocket error, poking again: %s", exc)
+            return False
         self._messages_seen = self.log_new_run_messages(run, self._messages_seen)
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
         self.log.debug(run_summary(run, asset_id))
@@ -146,7 +150,11 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
-        asset = self.hook.get_asset(check_id("asset_id", self.asset_id))
+        try:
+            asset = self.hook.get_asset(check_id("asset_id", self.asset_id))
+        except TRANSIENT_ERRORS as exc:
+            self.log.warning("Transient Media Pocket error, poking again: %s", exc)
+            return False
         outcome, message = asset_state(asset, wait_for_media=self.wait_for_media, target_statuses=self.target_statuses)
         if outcome == "failed":
             raise MediaPocketError(message)

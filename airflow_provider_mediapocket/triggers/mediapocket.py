@@ -18,12 +18,7 @@ from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # type: ignore[attr-defined,unused-ignore]
 
-from airflow_provider_mediapocket.exceptions import (
-    MediaPocketError,
-    MediaPocketRateLimitError,
-    MediaPocketServerError,
-    MediaPocketTransportError,
-)
+from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocketError
 from airflow_provider_mediapocket.hooks import _api
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.triggers import _shared
@@ -40,7 +35,6 @@ from airflow_provider_mediapocket.waiting import (
 
 T = TypeVar("T")
 MIN_INTERVAL = 0.01
-TRANSIENT_ERRORS = (MediaPocketServerError, MediaPocketRateLimitError, MediaPocketTransportError)
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
