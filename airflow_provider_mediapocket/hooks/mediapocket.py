@@ -815,3 +815,68 @@ class MediaPocketHook(BaseHook):
 
     def create_project_attachment(self, project_id: str, title: str, **fields: Any) -> Attachment:
         return self._run(_api.create_attachment("projects", project_id, title=title, **fields))
+
+    # ------------------------------------------------ async twins of the other reads and operator calls
+
+    async def alist_api_keys(self) -> list[ApiKey]:
+        return await self._arun(_api.list_api_keys())
+
+    async def atrash_asset(self, asset_id: str) -> str:
+        return await self._arun(_api.asset_action(asset_id, "trash_bin"))
+
+    async def arestore_asset(self, asset_id: str) -> str:
+        return await self._arun(_api.asset_action(asset_id, "restore"))
+
+    async def aget_media_download_url(self, asset_id: str, media_id: int | str, filename: str) -> str | None:
+        return await self._arun(_api.media_download_url(asset_id, media_id, filename))
+
+    async def aget_file_metadata(self, asset_id: str) -> dict[str, Any]:
+        return await self._arun(_api.file_metadata(asset_id))
+
+    async def alist_asset_collections(self, asset_id: str) -> list[Collection]:
+        return await self._arun(_api.asset_collections(asset_id))
+
+    async def alist_asset_comments(self, asset_id: str) -> list[Comment]:
+        return await self._arun(_api.list_comments("assets", asset_id))
+
+    async def aget_asset_comment(self, asset_id: str, comment_id: int | str) -> Comment:
+        return cast(Comment, await self._arun(_api.comment("assets", asset_id, comment_id)))
+
+    async def acreate_asset_comment(self, asset_id: str, comment: str) -> Comment:
+        return await self._arun(_api.create_comment("assets", asset_id, comment))
+
+    async def alist_asset_attachments(self, asset_id: str) -> list[Attachment]:
+        return await self._arun(_api.list_attachments("assets", asset_id))
+
+    async def alist_projects(self) -> list[Project]:
+        return await self._arun(_api.list_projects())
+
+    async def alist_subprojects(self, project_id: str) -> list[Project]:
+        return await self._arun(_api.list_subprojects(project_id))
+
+    async def acreate_subproject(self, project_id: str, title: str, **fields: Any) -> Project:
+        return await self._arun(_api.create_project(project_id, title=title, **fields))
+
+    async def aget_project_stats(self, project_id: str) -> Stats:
+        return await self._arun(_api.project_stats(project_id))
+
+    async def alist_project_users(self, project_id: str, *, include_inherited: bool = False) -> list[User]:
+        return await self._arun(_api.project_users(project_id, include_inherited))
+
+    async def alist_project_user_groups(self, project_id: str) -> list[UserGroup]:
+        return await self._arun(_api.project_user_groups(project_id))
+
+    async def aget_project_history(self, project_id: str, cursor: str | int = "0") -> HistoryPage:
+        return await self._arun(_api.history("projects", project_id, cursor))
+
+    async def alist_project_comments(self, project_id: str) -> list[Comment]:
+        return await self._arun(_api.list_comments("projects", project_id))
+
+    async def aget_project_comment(self, project_id: str, comment_id: int | str) -> Comment:
+        return cast(Comment, await self._arun(_api.comment("projects", project_id, comment_id)))
+
+    async def acreate_project_comment(self, project_id: str, comment: str) -> Comment:
+        return await self._arun(_api.create_comment("projects", project_id, comment))
+
+    async def alist_project_attachments(self, project_id: str) -> list[Attachment]:
+        return await self._arun(_api.list_attachments("projects", project_id))
