@@ -96,7 +96,16 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         except TRANSIENT_ERRORS as exc:
             self.log.warning("Transient Media Pocket error, poking again: %s", exc)
             return False
-        self._messages_seen = self.log_new_run_messages(run, self._messages_seen)
+        # In reschedule mode every poke is a new process: the count of messages already logged is kept
+        # in task_state_store (Airflow >= 3.3) so each message still reaches the log once.
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        key = f"mediapocket_messages_seen_{asset_id}_{run_id}"
+        if store is not None:
+            self._messages_seen = max(self._messages_seen, int(store.get(key) or 0))
+        seen = self.log_new_run_messages(run, self._messages_seen)
+        if store is not None and seen != self._messages_seen:
+            store.set(key, seen)
+        self._messages_seen = seen
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
         self.log.debug(run_summary(run, asset_id))
         if outcome == "failed":

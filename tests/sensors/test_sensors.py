@@ -63,6 +63,20 @@ def expected_messages(asset_id: str, last: str = "Finished successfully") -> lis
 # ------------------------------------------------------------------------------ run sensor, poke mode
 
 
+def test_reschedule_mode_logs_each_message_once_across_sensor_instances(clock_sandbox: MediaPocketSandbox) -> None:
+    """In reschedule mode every poke runs in a new process (a new sensor object); the count of logged
+    messages travels in task_state_store, so no message is logged twice."""
+    asset_id, run_id = start()
+    context = make_context()  # one task_state_store for the whole try, as Airflow keeps it
+    with capture_logs() as logs:
+        for step in (0.0, 0.2, 0.0, 0.3, 0.5):
+            clock_sandbox.state.advance(step * SLOW)
+            result = run_sensor(asset_id, run_id, deferrable=False, mode="reschedule").poke(context)
+    assert isinstance(result, PokeReturnValue) and result.is_done
+    assert logged_messages(logs, run_id) == expected_messages(asset_id)
+
+
+
 def test_run_sensor_pokes_as_the_clock_moves(clock_sandbox: MediaPocketSandbox) -> None:
     asset_id, run_id = start()
     sensor = run_sensor(asset_id, run_id, deferrable=False)
