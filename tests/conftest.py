@@ -27,3 +27,30 @@ def respx_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     }
     monkeypatch.setenv("AIRFLOW_CONN_MEDIAPOCKET_DEFAULT", json.dumps(conn))
     yield "http://mp.test"
+
+
+# Every API key the suite uses. No test's captured output, log records or failure text may hold one:
+# checked after every test, so a leak anywhere in the suite fails the test that caused it.
+SECRETS = (FAKE_KEY, "sandbox-api-key", "restricted-sandbox-key")
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_log_records(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    yield
+    for record in caplog.records:
+        text = record.getMessage()
+        leaked = [secret for secret in SECRETS if secret in text]
+        assert not leaked, f"an API key reached a log record ({record.name}): {text[:200]}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or report.failed:
+        return
+    captured = "\n".join([report.capstdout, report.capstderr, report.caplog])
+    leaked = [secret for secret in SECRETS if secret in captured]
+    if leaked:
+        report.outcome = "failed"
+        report.longrepr = f"an API key appeared in the test's captured output: {leaked}"
