@@ -73,6 +73,20 @@ def run_summary(run: DagActionRun, asset_id: str) -> str:
     return f"{name!s} run {run.id} on asset {asset_id} is {run.status}"
 
 
+KNOWN_RUNNING_STATUSES = frozenset({"running", "queued", "pending"})
+
+
+def status_news(previous: str | None, run: DagActionRun, outcome: Outcome, asset_id: str) -> list[str]:
+    """The INFO lines to log when a run's status changed since ``previous`` (none when it did not)."""
+    if run.status == previous:
+        return []
+    lines = []
+    if outcome == "running" and (run.status or "").lower() not in KNOWN_RUNNING_STATUSES:
+        lines.append(f"Status {run.status!r} is neither a success nor a failure status: treating it as still running")
+    lines.append(run_summary(run, asset_id))
+    return lines
+
+
 def failure_message(run: DagActionRun, asset_id: str) -> str:
     """The error text of a failed run: its status and every message of the run."""
     messages = [message.message or "" for message in run.dag_action_run_messages]

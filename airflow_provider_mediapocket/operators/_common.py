@@ -12,7 +12,7 @@ from airflow_provider_mediapocket.exceptions import (
     MediaPocketTimeoutError,
     MediaPocketValidationError,
 )
-from airflow_provider_mediapocket.waiting import failure_message, new_messages
+from airflow_provider_mediapocket.waiting import Outcome, failure_message, new_messages, status_news
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -52,6 +52,7 @@ class MediaPocketMixin:
 
     mediapocket_conn_id: str
     hook_params: dict[str, Any]
+    _last_status: str | None = None
     if TYPE_CHECKING:
         log: Logger
 
@@ -78,6 +79,12 @@ class MediaPocketMixin:
     def log_run_messages(self, messages: list[str], run_id: Any) -> None:
         for message in messages:
             self.log.info("DAG action run %s: %s", run_id, message)
+
+    def note_run_status(self, run: DagActionRun, asset_id: str, outcome: Outcome) -> None:
+        """Log (INFO) a change of the run's status, once, and an unknown status once when first seen."""
+        for line in status_news(self._last_status, run, outcome, asset_id):
+            self.log.info(line)
+        self._last_status = run.status
 
     def log_new_run_messages(self, run: DagActionRun, seen: int) -> int:
         """Log the run's messages after the first ``seen``; return how many are logged now."""

@@ -535,6 +535,9 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         return str(run.id)
 
     def _push_links(self, context: Any, asset_id: str, run_id: Any) -> None:
+        """Before any wait: the ids (XCom keys ``asset_id``, ``dag_action_run_id``) and the links' URLs."""
+        context["ti"].xcom_push(key="asset_id", value=asset_id)
+        context["ti"].xcom_push(key="dag_action_run_id", value=str(run_id))
         self.push_url(context, ASSET_URL_KEY, self.asset_url(asset_id))
         self.push_url(context, RUN_URL_KEY, self.run_url(asset_id, run_id))
 
@@ -562,11 +565,11 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         while True:
             self._messages_seen = self.log_new_run_messages(run, self._messages_seen)
             outcome = classify_run(run, self.success_statuses, self.failure_statuses)
+            self.note_run_status(run, asset_id, outcome)
             if outcome == "failed":
                 self.raise_for_failed_run(run, asset_id)
             if outcome == "success":
                 self._run = run
-                self.log.info(run_summary(run, asset_id))
                 return run.to_xcom()
             if self.deferrable:
                 self._defer(asset_id, external_id, deadline)

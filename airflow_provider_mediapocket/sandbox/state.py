@@ -695,6 +695,12 @@ class SandboxState:
             return self._rng.uniform(*duration)
         return float(duration)
 
+    def set_run_status(self, run_id: int, status: str) -> None:
+        """Force a run's status (tests of statuses the documents do not show, e.g. "Transcoding")."""
+        with self.lock:
+            self.tick()
+            self._runs[run_id]["status"] = status
+
     def _run_message(self, run: JSON, message: str, due: float) -> None:
         run["messages"].append(
             {"id": self._next("run_message"), "message": message, "created_at": format_ts(due)}

@@ -108,10 +108,10 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         self._messages_seen = seen
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
         self.log.debug(run_summary(run, asset_id))
+        self.note_run_status(run, asset_id, outcome)
         if outcome == "failed":
             self.raise_for_failed_run(run, asset_id)
         if outcome == "success":
-            self.log.info(run_summary(run, asset_id))
             return PokeReturnValue(is_done=True, xcom_value=run.to_xcom())
         return False
 

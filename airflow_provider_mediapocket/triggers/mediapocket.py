@@ -31,6 +31,7 @@ from airflow_provider_mediapocket.waiting import (
     new_messages,
     normalise_statuses,
     run_summary,
+    status_news,
 )
 
 T = TypeVar("T")
@@ -174,11 +175,9 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         self._last_run = run.to_xcom()
         self.log.debug("Polled %s", run_summary(run, self.asset_id))
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
-        if run.status != self._last_status:
-            if outcome == "running" and (run.status or "").lower() not in ("running", "queued", "pending"):
-                self.log.info("Status %r is not a known terminal status; treating it as still running", run.status)
-            self.log.info(run_summary(run, self.asset_id))
-            self._last_status = run.status
+        for line in status_news(self._last_status, run, outcome, self.asset_id):
+            self.log.info(line)
+        self._last_status = run.status
         if outcome == "running":
             return None
         message = run_summary(run, self.asset_id) if outcome == "success" else failure_message(run, self.asset_id)

@@ -468,6 +468,7 @@ def test_start_deferrable_defers_then_completes(sandbox: MediaPocketSandbox, hoo
         assert kwargs["dag_action_run_id"] == run_id and kwargs["poll_interval"] == 0.05
         assert before + 20 <= kwargs["end_time"] <= time.time() + 20
         assert ti.xcoms[RUN_URL_KEY].endswith(f"/dag_action_runs/{run_id}")  # pushed before waiting
+        assert (ti.xcoms["asset_id"], ti.xcoms["dag_action_run_id"]) == (asset.id, run_id)
         result = start_op(asset.id, dag_action_id=1, deferrable=True).execute_complete(
             make_context(store), first_event(trigger))
     assert result["status"] == "completed" and str(result["id"]) == run_id
@@ -606,5 +607,5 @@ def test_xcom_outputs_never_contain_the_api_key(sandbox: MediaPocketSandbox, hoo
     outputs.append(MediaPocketTrashAssetOperator(task_id="t", asset_id=asset["id"]).execute(ctx))
     outputs.append(MediaPocketRestoreAssetOperator(task_id="r", asset_id=asset["id"]).execute(ctx))
     text = json.dumps(outputs) + json.dumps(ti.pushes) + json.dumps(ctx["task_state_store"].data)
-    assert len(ti.pushes) == 6  # create, add media, assign, update: asset URL; start: asset + run URLs
+    assert len(ti.pushes) == 8  # create, add media, assign, update: asset URL; start: asset id, run id, both URLs
     assert key not in text

@@ -63,6 +63,23 @@ def expected_messages(asset_id: str, last: str = "Finished successfully") -> lis
 # ------------------------------------------------------------------------------ run sensor, poke mode
 
 
+def test_an_unknown_status_means_running_and_is_logged_once(clock_sandbox: MediaPocketSandbox) -> None:
+    asset_id, run_id = start(5)  # "Never ending": nothing changes it but this test
+    clock_sandbox.state.set_run_status(int(run_id), "Transcoding")
+    sensor = run_sensor(asset_id, run_id, deferrable=False)
+    with capture_logs() as logs:
+        assert sensor.poke(make_context()) is False
+        assert sensor.poke(make_context()) is False
+        clock_sandbox.state.set_run_status(int(run_id), "COMPLETED")
+        done = sensor.poke(make_context())
+    assert isinstance(done, PokeReturnValue) and done.is_done
+    notes = [e["event"] for e in logs if "neither a success nor a failure status" in str(e["event"])]
+    assert notes == ["Status 'Transcoding' is neither a success nor a failure status: treating it as still running"]
+    changes = [e["event"] for e in logs if str(e["event"]).endswith(("is Transcoding", "is COMPLETED"))]
+    assert len(changes) == 2
+
+
+
 def test_reschedule_mode_logs_each_message_once_across_sensor_instances(clock_sandbox: MediaPocketSandbox) -> None:
     """In reschedule mode every poke runs in a new process (a new sensor object); the count of logged
     messages travels in task_state_store, so no message is logged twice."""
