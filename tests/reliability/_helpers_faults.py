@@ -21,6 +21,7 @@ import pytest
 
 from airflow_provider_mediapocket.sandbox import FaultConfig, MediaPocketSandbox
 from airflow_provider_mediapocket.triggers import _shared
+from tests.triggers._support import first_payload
 
 # 20% of requests get a fault: every transient kind the hook and triggers must ride out, plus slow answers.
 FAULT_KINDS = {"500": 1.0, "502": 1.0, "503": 1.0, "429": 1.0, "drop": 1.0, "delay": 1.0}
@@ -54,16 +55,6 @@ class Finished:
 
     payload: dict[str, Any]
     after: float
-
-
-async def first_payload(trigger: Any) -> dict[str, Any]:
-    """The payload of the trigger's first event; the trigger's generator is closed as the triggerer does."""
-    events = trigger.run()
-    try:
-        event = await events.__anext__()
-    finally:
-        await events.aclose()
-    return dict(event.payload)
 
 
 async def _timed(trigger: Any, began: float) -> Finished:

@@ -52,7 +52,8 @@ def make_context(store: FakeStateStore | None = None, ti: FakeTI | None = None) 
     return {"ti": ti or FakeTI(), "task_state_store": store if store is not None else FakeStateStore()}
 
 
-async def _first(trigger: Any) -> dict[str, Any]:
+async def first_payload(trigger: Any) -> dict[str, Any]:
+    """The payload of the trigger's first event; the trigger's generator is closed as the triggerer does."""
     events = trigger.run()
     try:
         event = await events.__anext__()
@@ -63,7 +64,7 @@ async def _first(trigger: Any) -> dict[str, Any]:
 
 def first_event(trigger: Any, timeout: float = 10.0) -> dict[str, Any]:
     """Run ``trigger.run()`` in a fresh event loop and return the payload of its first event."""
-    return asyncio.run(asyncio.wait_for(_first(trigger), timeout))
+    return asyncio.run(asyncio.wait_for(first_payload(trigger), timeout))
 
 
 @pytest.fixture

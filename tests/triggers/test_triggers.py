@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
-from tests.triggers._support import RUN_SECONDS, _first, add_connection, calls, first_event
+from tests.triggers._support import RUN_SECONDS, add_connection, calls, first_event, first_payload
 
 ALL_MESSAGES = ["Set in queue...", "Started processing", "Processing asset {asset}", "Finished successfully"]
 
@@ -201,7 +201,7 @@ def test_triggerer_restart_mid_wait_gives_the_same_result(sandbox: MediaPocketSa
 
     async def interrupted() -> None:
         with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(_first(trigger), 0.1)  # the triggerer dies mid-wait
+            await asyncio.wait_for(first_payload(trigger), 0.1)  # the triggerer dies mid-wait
 
     asyncio.run(interrupted())
     assert calls(sandbox, "GET", f"/api/v2/assets/{asset_id}/dag_action_runs")  # it really was polling
@@ -311,8 +311,8 @@ def test_trigger_never_blocks_the_event_loop(
         loop = asyncio.get_running_loop()
         loop.set_debug(True)
         loop.slow_callback_duration = 0.1
-        run_task = asyncio.create_task(_first(run_trigger(asset_id, run_id)), name="mediapocket-run-trigger")
-        asset_task = asyncio.create_task(_first(asset_trigger(media_asset.id)), name="mediapocket-asset-trigger")
+        run_task = asyncio.create_task(first_payload(run_trigger(asset_id, run_id)), name="mediapocket-run-trigger")
+        asset_task = asyncio.create_task(first_payload(asset_trigger(media_asset.id)), name="mediapocket-asset-trigger")
         return list(await asyncio.gather(run_task, asset_task))
 
     # The first trigger in a process imports httpx's async stack (~60 ms, once per process): warm it up
@@ -338,7 +338,7 @@ def test_triggers_on_one_asset_share_requests_but_report_their_own_run(
 
     async def main() -> list[dict[str, Any]]:
         triggers = [run_trigger(asset.id, first.id), run_trigger(asset.id, second.id, messages_seen=1)]
-        return list(await asyncio.gather(*(_first(t) for t in triggers)))
+        return list(await asyncio.gather(*(first_payload(t) for t in triggers)))
 
     began = time.monotonic()
     ok, failed = asyncio.run(main())
@@ -360,7 +360,7 @@ def test_triggers_with_different_keys_never_share(
     async def main() -> list[dict[str, Any]]:
         allowed = run_trigger(asset_id, run_id)
         denied = run_trigger(asset_id, run_id, mediapocket_conn_id="mp_no_view")
-        return list(await asyncio.gather(_first(allowed), _first(denied)))
+        return list(await asyncio.gather(first_payload(allowed), first_payload(denied)))
 
     allowed_event, denied_event = asyncio.run(main())
     assert allowed_event["status"] == "success"
