@@ -27,7 +27,18 @@ from airflow_provider_mediapocket.waiting import (
 class _MediaPocketSensor(MediaPocketMixin, BaseSensorOperator):
     """Poke on a worker, or check once and then defer to :meth:`make_trigger`'s trigger."""
 
-    deferrable: bool
+    def __init__(
+        self,
+        *,
+        mediapocket_conn_id: str = DEFAULT_CONN_ID,
+        hook_params: dict[str, Any] | None = None,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mediapocket_conn_id = mediapocket_conn_id
+        self.hook_params = dict(hook_params or {})
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def make_trigger(self, end_time: float) -> Any:
         raise NotImplementedError
@@ -70,9 +81,6 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         dag_action_run_id: str | int,
         success_statuses: Sequence[str] | None = None,
         failure_statuses: Sequence[str] | None = None,
-        mediapocket_conn_id: str = DEFAULT_CONN_ID,
-        hook_params: dict[str, Any] | None = None,
-        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,9 +89,6 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         self.success_statuses = normalise_statuses("success_statuses", success_statuses, DEFAULT_SUCCESS_STATUSES)
         self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
         check_status_sets(self.success_statuses, self.failure_statuses)
-        self.mediapocket_conn_id = mediapocket_conn_id
-        self.hook_params = dict(hook_params or {})
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._messages_seen = 0
 
     def _ids(self) -> tuple[str, str]:
@@ -143,9 +148,6 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         asset_id: str,
         target_statuses: Sequence[str] | None = None,
         wait_for_media: bool = True,
-        mediapocket_conn_id: str = DEFAULT_CONN_ID,
-        hook_params: dict[str, Any] | None = None,
-        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -154,9 +156,6 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
             None if target_statuses is None else normalise_statuses("target_statuses", target_statuses, frozenset())
         )
         self.wait_for_media = wait_for_media
-        self.mediapocket_conn_id = mediapocket_conn_id
-        self.hook_params = dict(hook_params or {})
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         try:

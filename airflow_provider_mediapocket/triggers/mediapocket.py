@@ -63,6 +63,12 @@ class _MediaPocketPollingTrigger(BaseTrigger):
         # timeout / retry_limit / retry_backoff / verify_ssl of the operator's hook; never the key.
         self.hook_params = dict(hook_params or {})
 
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", {**self._own_kwargs(), **self._base_kwargs()}
+
+    def _own_kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
     def _base_kwargs(self) -> dict[str, Any]:
         return {
             "end_time": self.end_time,
@@ -152,18 +158,14 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         self._last_status: str | None = None
         self._last_run: dict[str, Any] | None = None
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "asset_id": self.asset_id,
-                "dag_action_run_id": self.dag_action_run_id,
-                "success_statuses": self.success_statuses,
-                "failure_statuses": self.failure_statuses,
-                "messages_seen": self.messages_seen,
-                **self._base_kwargs(),
-            },
-        )
+    def _own_kwargs(self) -> dict[str, Any]:
+        return {
+            "asset_id": self.asset_id,
+            "dag_action_run_id": self.dag_action_run_id,
+            "success_statuses": self.success_statuses,
+            "failure_statuses": self.failure_statuses,
+            "messages_seen": self.messages_seen,
+        }
 
     def _ids(self) -> dict[str, Any]:
         return {"asset_id": self.asset_id, "dag_action_run_id": self.dag_action_run_id}
@@ -225,16 +227,12 @@ class MediaPocketAssetTrigger(_MediaPocketPollingTrigger):
         )
         self._last_message: str | None = None
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "asset_id": self.asset_id,
-                "wait_for_media": self.wait_for_media,
-                "target_statuses": self.target_statuses,
-                **self._base_kwargs(),
-            },
-        )
+    def _own_kwargs(self) -> dict[str, Any]:
+        return {
+            "asset_id": self.asset_id,
+            "wait_for_media": self.wait_for_media,
+            "target_statuses": self.target_statuses,
+        }
 
     def _ids(self) -> dict[str, Any]:
         return {"asset_id": self.asset_id}

@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from tests.e2e.conftest import DagRunner
 
 # Slow enough that the first check before deferring finds the work unfinished, so triggers really run.
@@ -22,9 +23,9 @@ RUN_SECONDS = 4.0
 
 @pytest.fixture
 def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    with MediaPocketSandbox(media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS) as running:
-        for name, value in running.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+    with sandbox_as_connection(
+        monkeypatch, media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS
+    ) as running:
         yield running
 
 

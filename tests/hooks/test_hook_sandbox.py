@@ -18,6 +18,7 @@ from airflow_provider_mediapocket.exceptions import (
 )
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 
 
 def calls(sandbox: MediaPocketSandbox, method: str, prefix: str) -> list[Any]:
@@ -106,9 +107,7 @@ def test_timeout_then_retry(mediapocket_sandbox: MediaPocketSandbox) -> None:
 
 
 def test_history_cursor_is_followed_to_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    with MediaPocketSandbox(history_page_size=2) as sandbox:
-        for name, value in sandbox.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+    with sandbox_as_connection(monkeypatch, history_page_size=2) as sandbox:
         hook = MediaPocketHook()
         asset = hook.create_asset("History")
         for n in range(4):

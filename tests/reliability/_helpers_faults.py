@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_mediapocket.sandbox import FaultConfig, MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from airflow_provider_mediapocket.triggers import _shared
 from tests.triggers._support import first_payload
 
@@ -35,9 +36,7 @@ def faults(seed: int, rate: float = 0.2) -> FaultConfig:
 @contextmanager
 def running_sandbox(monkeypatch: pytest.MonkeyPatch, **state_kwargs: Any) -> Iterator[MediaPocketSandbox]:
     """A fresh sandbox with ``state_kwargs`` lifecycles, defined as ``mediapocket_default``."""
-    with MediaPocketSandbox(**state_kwargs) as sandbox:
-        for name, value in sandbox.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+    with sandbox_as_connection(monkeypatch, **state_kwargs) as sandbox:
         yield sandbox
 
 

@@ -32,6 +32,7 @@ from airflow_provider_mediapocket.operators.mediapocket import (
     MediaPocketUpdateAssetOperator,
 )
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from tests.triggers._support import make_context
 
@@ -227,9 +228,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def shared_sandbox() -> Iterator[MediaPocketSandbox]:
-    with MediaPocketSandbox() as sandbox, pytest.MonkeyPatch.context() as patch:
-        for name, value in sandbox.airflow_connection_env().items():
-            patch.setenv(name, value)
+    with pytest.MonkeyPatch.context() as patch, sandbox_as_connection(patch) as sandbox:
         yield sandbox
 
 

@@ -23,6 +23,7 @@ from airflow_provider_mediapocket.exceptions import (
 )
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
 from tests.triggers._support import first_event, make_context
@@ -33,9 +34,7 @@ SLOW = 60.0  # lifecycles of the "clock" sandbox: nothing happens unless the tes
 @pytest.fixture
 def clock_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
     """A sandbox whose runs and media take 60 s: the tests move its clock with ``state.advance``."""
-    with MediaPocketSandbox(media_processing_seconds=SLOW, dag_action_run_seconds=SLOW) as sb:
-        for name, value in sb.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+    with sandbox_as_connection(monkeypatch, media_processing_seconds=SLOW, dag_action_run_seconds=SLOW) as sb:
         yield sb
 
 

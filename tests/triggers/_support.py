@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 
 RUN_SECONDS = 0.3
 MEDIA_SECONDS = 0.1
@@ -70,9 +71,9 @@ def first_event(trigger: Any, timeout: float = 10.0) -> dict[str, Any]:
 @pytest.fixture
 def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
     """A sandbox with short lifecycles (runs finish in 0.3 s, media in 0.1 s) as ``mediapocket_default``."""
-    with MediaPocketSandbox(media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS) as sb:
-        for name, value in sb.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+    with sandbox_as_connection(
+        monkeypatch, media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS
+    ) as sb:
         yield sb
 
 

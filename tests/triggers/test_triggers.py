@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
 from tests.triggers._support import RUN_SECONDS, add_connection, calls, first_event, first_payload
 
@@ -238,9 +239,7 @@ def asset_trigger(asset_id: str, *, end_in: float = 5.0, **kwargs: Any) -> Media
 
 def test_asset_trigger_waits_for_media_processing(monkeypatch: pytest.MonkeyPatch) -> None:
     # media takes 0.5 s here, so the trigger's first poll sees it still processing
-    with MediaPocketSandbox(media_processing_seconds=0.5, dag_action_run_seconds=RUN_SECONDS) as sandbox:
-        for name, value in sandbox.airflow_connection_env().items():
-            monkeypatch.setenv(name, value)
+    with sandbox_as_connection(monkeypatch, media_processing_seconds=0.5, dag_action_run_seconds=RUN_SECONDS) as sandbox:
         hook = MediaPocketHook()
         asset = hook.create_asset("with media")
         hook.add_media(asset.id, "https://media.example.com/clips/intro.mp4")
