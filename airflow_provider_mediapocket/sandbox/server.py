@@ -41,13 +41,25 @@ class RequestRecord:
     fault: str | None = None
 
 
+@dataclass(frozen=True)
+class RawReply:
+    """A scripted answer sent as is instead of the API's (fault kind ``"raw"``): any status, body,
+    content type and headers, e.g. an HTML 200 from a proxy, a malformed ``Retry-After`` or a redirect."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = "application/json; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class _Scripted:
     kind: str
     method: str | None
     path_prefix: str | None
     delay: float
-    retry_after: int
+    retry_after: int | str
+    reply: RawReply | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -623,9 +635,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle("PATCH")
 
-    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = "application/json; charset=utf-8",
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -659,7 +678,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         if sandbox.latency > 0:
             time.sleep(sandbox.latency)
-        fault, delay, retry_after = sandbox.take_fault(method, path)
+        fault, delay, retry_after, raw_reply = sandbox.take_fault(method, path)
+        if fault == "raw" and raw_reply is not None:
+            record(raw_reply.status, fault)
+            self._send(raw_reply.status, raw_reply.body, dict(raw_reply.headers), raw_reply.content_type)
+            return
         if fault == "drop":
             record(None, fault)
             self._abort()
@@ -677,6 +700,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if fault == "lost":
             self._abort()
             return
+        if fault == "slow" and delay > 0:
+            # Applied already; the answer comes late (a client with a shorter timeout gives up first).
+            time.sleep(delay)
         self._send(status, payload)
 
 
@@ -779,15 +805,25 @@ class MediaPocketSandbox:
         method: str | None = None,
         path_prefix: str | None = None,
         delay: float = 0.0,
-        retry_after: int = 1,
+        retry_after: int | str = 1,
+        reply: RawReply | None = None,
     ) -> None:
-        """Queue faults, consumed in order by the next matching /api/v2 requests."""
+        """Queue faults, consumed in order by the next matching /api/v2 requests.
+
+        Kinds: ``"500"``/``"502"``/``"503"``/``"504"``/``"429"`` (that error, ``retry_after`` as the
+        raw ``Retry-After`` value of a 429), ``"drop"`` (connection closed, request not applied),
+        ``"lost"`` (applied, then the connection closed with no answer), ``"delay"`` (wait ``delay``
+        seconds, then apply and answer), ``"slow"`` (apply, then answer ``delay`` seconds later) and
+        ``"raw"`` (send ``reply`` as is; the request is not applied).
+        """
         unknown = set(kinds) - FAULT_KINDS
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        if "raw" in kinds and reply is None:
+            raise ValueError("fault kind 'raw' needs reply=RawReply(...)")
         with self._lock:
             self._scripted.extend(
-                _Scripted(k, method.upper() if method else None, path_prefix, delay, retry_after)
+                _Scripted(k, method.upper() if method else None, path_prefix, delay, retry_after, reply)
                 for k in kinds
             )
 
@@ -795,17 +831,17 @@ class MediaPocketSandbox:
         """Enable (or with None, disable) random fault injection."""
         self.state.faults = config
 
-    def take_fault(self, method: str, path: str) -> tuple[str | None, float, int]:
-        """The fault for this request: (kind or None, delay, retry_after)."""
+    def take_fault(self, method: str, path: str) -> tuple[str | None, float, int | str, RawReply | None]:
+        """The fault for this request: (kind or None, delay, retry_after, raw reply)."""
         with self._lock:
             for index, scripted in enumerate(self._scripted):
                 if scripted.matches(method, path):
                     del self._scripted[index]
-                    return scripted.kind, scripted.delay, scripted.retry_after
+                    return scripted.kind, scripted.delay, scripted.retry_after, scripted.reply
         config = self.state.faults
         if config is None:
-            return None, 0.0, 1
-        return config.pick(), config.delay, config.retry_after
+            return None, 0.0, 1, None
+        return config.pick(), config.delay, config.retry_after, None
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(
@@ -836,4 +872,4 @@ class MediaPocketSandbox:
         return 404, _encode(NOT_FOUND)
 
 
-__all__ = ["Ctx", "MediaPocketSandbox", "RequestRecord"]
+__all__ = ["Ctx", "MediaPocketSandbox", "RawReply", "RequestRecord"]

@@ -968,7 +968,7 @@ FAULT_ERRORS: dict[str, str] = {
     "504": "Gateway Timeout",
     "429": "Too Many Requests",
 }
-FAULT_KINDS: frozenset[str] = frozenset({*FAULT_ERRORS, "drop", "lost", "delay"})
+FAULT_KINDS: frozenset[str] = frozenset({*FAULT_ERRORS, "drop", "lost", "delay", "slow", "raw"})
 
 
 class FaultConfig:

@@ -145,3 +145,30 @@ def test_unknown_fault_kind_is_rejected(sandbox: MediaPocketSandbox) -> None:
         sandbox.inject("418")
     with pytest.raises(ValueError, match="unknown fault kinds"):
         FaultConfig(rate=0.5, kinds={"teapot": 1})
+
+
+def test_slow_fault_applies_then_answers_late(sandbox: MediaPocketSandbox) -> None:
+    sandbox.inject("slow", method="POST", path_prefix="/api/v2/assets", delay=1.0)
+    with httpx.Client(base_url=sandbox.base_url, headers={"X-API-KEY": sandbox.api_key}, timeout=0.2) as quick, \
+            pytest.raises(httpx.ReadTimeout):
+        quick.post("/api/v2/assets", json={"title": "slow but applied"})
+    assert [a["title"] for a in sandbox.state.assets.values()] == ["slow but applied"]
+    assert [(r.status, r.fault) for r in sandbox.requests] == [(200, "slow")]
+
+
+def test_raw_fault_sends_the_reply_as_is_and_applies_nothing(sandbox: MediaPocketSandbox, http: httpx.Client) -> None:
+    from airflow_provider_mediapocket.sandbox import RawReply
+
+    sandbox.inject("raw", method="POST", reply=RawReply(200, b"<html>login</html>", "text/html",
+                                                          (("Retry-After", "soon"),)))
+    reply = http.post("/api/v2/assets", json={"title": "x"})
+    assert (reply.status_code, reply.text, reply.headers["content-type"]) == (200, "<html>login</html>", "text/html")
+    assert reply.headers["Retry-After"] == "soon"
+    assert sandbox.state.assets == {}
+    with pytest.raises(ValueError, match="needs reply"):
+        sandbox.inject("raw")
+
+
+def test_a_429_carries_a_raw_retry_after(sandbox: MediaPocketSandbox, http: httpx.Client) -> None:
+    sandbox.inject("429", retry_after="nan")
+    assert http.get("/api/v2/projects").headers["Retry-After"] == "nan"
