@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import dataclasses
 import functools
+import ipaddress
+import json
+import logging
+import math
+import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -14,8 +22,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__
+from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import ApiCall, RetryPolicy, Send, Sleep, exchange
 from airflow_provider_mediapocket.exceptions import (
+    MediaPocketAuthError,
     MediaPocketConfigError,
     MediaPocketError,
     MediaPocketPermissionError,
@@ -54,6 +64,57 @@ Plan = Generator[ApiCall[Any], Any, T]
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_LIMIT = 3
 DEFAULT_RETRY_BACKOFF = 1.0
+#: How old (seconds) the connection's settings may get before a call re-reads the connection, so that
+#: a changed key or extra reaches long-lived hooks (the triggerer's shared hooks lower it to their poll
+#: interval). A 401 re-reads it at once regardless.
+DEFAULT_SETTINGS_MAX_AGE = 30.0
+
+
+@dataclass(frozen=True)
+class _Range:
+    """The allowed values of a numeric setting, and how to say so."""
+
+    low: float
+    high: float
+    integer: bool = False
+    low_open: bool = False  # low itself is excluded
+
+    def describe(self) -> str:
+        if self.integer:
+            return f"a whole number from {self.low:g} to {self.high:g}"
+        if self.low_open:
+            return f"a finite number of seconds greater than {self.low:g} and at most {self.high:g}"
+        return f"a finite number of seconds from {self.low:g} to {self.high:g}"
+
+    def check(self, value: Any) -> float | int | None:
+        """The value converted, or None when it is not allowed."""
+        if isinstance(value, bool):
+            return None
+        try:
+            if self.integer:
+                if isinstance(value, float):
+                    if not value.is_integer():
+                        return None
+                    value = int(value)
+                number: float | int = int(str(value).strip())
+            else:
+                number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        # nan fails every comparison, so it is rejected here too; inf is above every ``high``.
+        if not (number > self.low if self.low_open else number >= self.low) or not number <= self.high:
+            return None
+        return number
+
+
+#: Bounds of the numeric connection extras and hook arguments. A timeout of 0, ``inf`` or ``nan`` would
+#: make every call fail or never time out; a huge retry_limit or retry_backoff would turn a dead server
+#: into a wait of days. The ranges are documented in the README ("Connection").
+SETTING_RANGES: dict[str, _Range] = {
+    "timeout": _Range(0.0, 3600.0, low_open=True),
+    "retry_limit": _Range(0, 20, integer=True),
+    "retry_backoff": _Range(0.0, 300.0),
+}
 
 
 @dataclass(frozen=True)
@@ -68,25 +129,29 @@ class ConnectionSettings:
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
 
 
-def _number(conn_id: str, name: str, value: Any, *, integer: bool = False, minimum: float = 0.0) -> Any:
-    """A numeric connection extra or hook argument, checked and converted, or a clear error."""
-    kind = "a whole number" if integer else "a number"
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = int(str(value)) if integer else float(value)
-    except (TypeError, ValueError):
-        raise MediaPocketConfigError(
-            f"Media Pocket connection {conn_id!r}: '{name}' must be {kind} >= {minimum:g} (got {value!r})"
-        ) from None
-    if number < minimum or number != number:
-        raise MediaPocketConfigError(
-            f"Media Pocket connection {conn_id!r}: '{name}' must be {kind} >= {minimum:g} (got {value!r})"
-        )
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _setting(name: str, value: Any, error: Callable[[str], MediaPocketError]) -> Any:
+    """A numeric setting checked against :data:`SETTING_RANGES`, or ``error(problem)``."""
+    allowed = SETTING_RANGES[name]
+    number = allowed.check(value)
+    if number is None:
+        raise error(f"must be {allowed.describe()} (got {_short(value)})")
     return number
 
 
-def _boolean(conn_id: str, name: str, value: Any) -> bool:
+def _extra_error(conn_id: str, name: str) -> Callable[[str], MediaPocketError]:
+    return lambda problem: MediaPocketConfigError(f"Media Pocket connection {conn_id!r}: extra '{name}' {problem}")
+
+
+def _argument_error(name: str) -> Callable[[str], MediaPocketError]:
+    return lambda problem: MediaPocketValidationError(f"Invalid parameter '{name}': {problem}")
+
+
+def _boolean(name: str, value: Any, error: Callable[[str], MediaPocketError]) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -94,57 +159,335 @@ def _boolean(conn_id: str, name: str, value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise MediaPocketConfigError(
-        f"Media Pocket connection {conn_id!r}: '{name}' must be true or false (got {value!r})"
-    )
+    raise error(f"must be true or false (got {_short(value)})")
 
 
-def build_base_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
-    """``host`` as a base URL: its own scheme, else ``schema`` (http/https), else https; plus ``port``."""
+def _bracket_ipv6(host: str) -> str:
+    """``::1`` or ``fe80::1%eth0/api`` (an IPv6 literal without brackets) bracketed, as URLs need it;
+    anything else unchanged."""
+    address, slash, rest = host.partition("/")
+    if address.count(":") < 2 or address.startswith("["):
+        return host
+    try:
+        ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return host
+    return f"[{address}]{slash}{rest}"
+
+
+def build_base_url(conn_id: str, host: str | None, schema: str | None, port: Any) -> str:
+    """``host`` as a base URL: its own scheme, else ``schema`` (http/https), else https; plus ``port``.
+
+    Rejected, naming the field: a query string or fragment in ``host`` (it would be dropped silently),
+    credentials in ``host`` (the API authenticates with the key; a password there would show in links
+    and messages), a port in ``host`` that differs from the ``port`` field, an invalid port. An IPv6
+    address without brackets (``::1``) is accepted and bracketed.
+    """
+    where = f"Media Pocket connection {conn_id!r}"
     host = (host or "").strip()
     if not host:
         raise MediaPocketConfigError(
-            f"Media Pocket connection {conn_id!r} has no host: set it to the base URL, "
-            "e.g. https://tryme.mediapocket.fi"
+            f"{where} has no host: set it to the base URL, e.g. https://tryme.mediapocket.fi"
         )
     if "://" not in host:
         scheme = (schema or "").strip().lower() or "https"
         if scheme not in ("http", "https"):
-            raise MediaPocketConfigError(
-                f"Media Pocket connection {conn_id!r}: schema must be http or https (got {schema!r})"
-            )
-        host = f"{scheme}://{host}"
+            raise MediaPocketConfigError(f"{where}: schema must be http or https (got {_short(schema)})")
+        host = f"{scheme}://{_bracket_ipv6(host)}"
+    else:
+        scheme_part, _, rest = host.partition("://")
+        host = f"{scheme_part}://{_bracket_ipv6(rest)}"
     parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # Checked before anything that may echo the host: a password there must never be shown.
+    if "@" in parts.netloc:
         raise MediaPocketConfigError(
-            f"Media Pocket connection {conn_id!r}: host {host!r} is not an http(s) base URL"
+            f"{where}: host must not contain credentials (user:password@): Media Pocket authenticates with "
+            "the API key, set in the connection's API Key (password) field"
         )
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{int(port)}"
+    shown = redact_url(host)
+    if "?" in host or "#" in host:
+        raise MediaPocketConfigError(
+            f"{where}: host must be a base URL without a query string or fragment (got {shown!r}); "
+            "set timeout, verify_ssl, retry_limit and retry_backoff as extras"
+        )
+    try:
+        hostname = parts.hostname
+        host_port = parts.port
+    except ValueError:
+        raise MediaPocketConfigError(
+            f"{where}: host {shown!r} is not a valid base URL: its port must be a number from 1 to 65535 "
+            "and an IPv6 address must be in brackets when a port follows it, e.g. http://[::1]:8080"
+        ) from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise MediaPocketConfigError(f"{where}: host {shown!r} is not an http(s) base URL")
+    if port not in (None, ""):
+        field_port = port if isinstance(port, int) and not isinstance(port, bool) else None
+        if field_port is None:
+            try:
+                field_port = int(str(port).strip())
+            except ValueError:
+                field_port = None
+        if field_port is None or not 1 <= field_port <= 65535:
+            raise MediaPocketConfigError(f"{where}: port must be a number from 1 to 65535 (got {_short(port)})")
+        if host_port is not None and host_port != field_port:
+            raise MediaPocketConfigError(
+                f"{where}: port {field_port} differs from the port {host_port} in host {shown!r}: "
+                "give the port in one place"
+            )
+        host_port = field_port
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if host_port is not None:
+        netloc = f"{netloc}:{host_port}"
     base_path = parts.path.rstrip("/")
     if base_path.endswith(_api.API):
         base_path = base_path[: -len(_api.API)]
     return f"{parts.scheme}://{netloc}{base_path}"
 
 
+def connection_extras(conn: Any, conn_id: str) -> dict[str, Any]:
+    """The connection's extras, parsed from ``conn.extra`` (the JSON text) without any I/O.
+
+    Not ``conn.extra_dejson``: in Airflow 3's task SDK that property masks the extras through a
+    blocking call to the supervisor, which must not run on the triggerer's event loop; and it turns
+    invalid JSON into ``{}`` with a logged traceback, silently dropping every setting. The SDK has
+    already masked the whole ``extra`` text when it loaded the connection.
+    """
+    raw = getattr(conn, "extra", None)
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        return dict(raw)
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        where = f"line {exc.lineno} column {exc.colno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else (
+            type(exc).__name__
+        )
+        raise MediaPocketConfigError(
+            f"Media Pocket connection {conn_id!r}: extra is not valid JSON ({where}); "
+            'it must be a JSON object such as {"timeout": 30, "retry_limit": 3}'
+        ) from None
+    if not isinstance(value, dict):
+        raise MediaPocketConfigError(
+            f"Media Pocket connection {conn_id!r}: extra must be a JSON object such as {{\"timeout\": 30}} "
+            f"(got a JSON {type(value).__name__})"
+        )
+    return value
+
+
 def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any]) -> ConnectionSettings:
-    """Read base URL, API key and extras from an Airflow connection; hook arguments win over extras."""
+    """Read base URL, API key and extras from an Airflow connection; hook arguments win over extras.
+
+    Pure (no I/O, no supervisor call): safe on an event loop. Every value is checked before any request.
+    """
     api_key = (conn.password or "").strip()
     if not api_key:
         raise MediaPocketConfigError(
-            f"Media Pocket connection {conn_id!r} has no API key: put it in the connection's password field"
+            f"Media Pocket connection {conn_id!r} has no API key: set the connection's API Key (password) field"
         )
-    extras = dict(conn.extra_dejson or {})
-    merged = {**extras, **{key: value for key, value in overrides.items() if value is not None}}
+    base_url = build_base_url(conn_id, conn.host, conn.schema, conn.port)
+    extras = connection_extras(conn, conn_id)
+    values: dict[str, Any] = {}
+    for name in ("timeout", "retry_limit", "retry_backoff"):
+        if name in overrides:
+            values[name] = overrides[name]  # checked when the hook was built
+        elif extras.get(name) not in (None, ""):
+            values[name] = _setting(name, extras[name], _extra_error(conn_id, name))
+    if "verify_ssl" in overrides:
+        verify_ssl = overrides["verify_ssl"]
+    else:
+        raw_verify = extras.get("verify_ssl")
+        verify_ssl = True if raw_verify in (None, "") else _boolean(
+            "verify_ssl", raw_verify, _extra_error(conn_id, "verify_ssl")
+        )
     return ConnectionSettings(
-        base_url=build_base_url(conn_id, conn.host, conn.schema, conn.port),
+        base_url=base_url,
         api_key=api_key,
-        timeout=_number(conn_id, "timeout", merged.get("timeout", DEFAULT_TIMEOUT), minimum=0.001),
-        verify_ssl=_boolean(conn_id, "verify_ssl", merged.get("verify_ssl", True)),
-        retry_limit=_number(conn_id, "retry_limit", merged.get("retry_limit", DEFAULT_RETRY_LIMIT), integer=True),
-        retry_backoff=_number(conn_id, "retry_backoff", merged.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
+        timeout=float(values.get("timeout", DEFAULT_TIMEOUT)),
+        verify_ssl=verify_ssl,
+        retry_limit=int(values.get("retry_limit", DEFAULT_RETRY_LIMIT)),
+        retry_backoff=float(values.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
     )
+
+
+# The client a driver call runs with: pinned for the call so that a connection re-read during the
+# call cannot swap it underneath (and so that the call is counted as a user of that client).
+_PINNED: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar("mediapocket_client", default=None)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _reauthenticating(run: _F) -> _F:
+    """Wrap the sync driver: on a 401 re-read the connection once and, if it changed (a rotated key),
+    repeat the call once with a client built from the new settings. A second 401 is raised."""
+
+    @functools.wraps(run)
+    def wrapper(self: MediaPocketHook, *args: Any, **kwargs: Any) -> Any:
+        for attempt in (0, 1):
+            client = self.get_client()
+            token = _PINNED.set((self, client))
+            try:
+                return run(self, *args, **kwargs)
+            except MediaPocketAuthError:
+                if attempt or not self._reload_after_401(client):
+                    raise
+                self.log.warning(
+                    "Media Pocket rejected the API key; connection %r has changed since: trying once more "
+                    "with the new settings", self.mediapocket_conn_id,
+                )
+            finally:
+                _PINNED.reset(token)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return cast(_F, wrapper)
+
+
+def _areauthenticating(arun: _F) -> _F:
+    """The async twin of :func:`_reauthenticating`; it also counts the calls using each client, so a
+    client replaced after a key rotation is closed only when the calls still using it have ended."""
+
+    @functools.wraps(arun)
+    async def wrapper(self: MediaPocketHook, *args: Any, **kwargs: Any) -> Any:
+        for attempt in (0, 1):
+            client = await self.aget_client()
+            self._aclient_users[client] = self._aclient_users.get(client, 0) + 1
+            token = _PINNED.set((self, client))
+            try:
+                return await arun(self, *args, **kwargs)
+            except MediaPocketAuthError:
+                if attempt or not await self._areload_after_401(client):
+                    raise
+                self.log.warning(
+                    "Media Pocket rejected the API key; connection %r has changed since: trying once more "
+                    "with the new settings", self.mediapocket_conn_id,
+                )
+            finally:
+                _PINNED.reset(token)
+                await self._leave_aclient(client)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return cast(_F, wrapper)
+
+
+async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> None:
+    """Wait for ever; when cancelled -- by :meth:`MediaPocketHook.aclose`, or by ``asyncio.run`` and the
+    triggerer cancelling every task as their loop shuts down -- close ``client`` while its loop still runs."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await client.aclose()
+
+
+def _close_foreign(
+    client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop | None, guard: asyncio.Task[None] | None
+) -> None:
+    """Close an async client that belongs to another event loop than the running one (or from a
+    thread): on its own loop when that loop still runs (an async client cannot be closed on another
+    loop); when the loop is closed, its guard task already closed the client at shutdown if the loop
+    was shut down by ``asyncio.run`` or the triggerer, else its sockets are closed directly."""
+    if loop is not None and not loop.is_closed():
+        def close_there() -> None:
+            if guard is not None and not guard.done():
+                guard.cancel()  # its ``finally`` closes the client
+            else:
+                loop.create_task(client.aclose())
+
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(close_there)
+            return
+    if not client.is_closed:
+        _close_sockets(client)
+
+
+def _close_sockets(client: httpx.AsyncClient) -> None:
+    """Last resort for a client whose event loop is gone: nothing can be awaited, so close the pool's
+    sockets directly. Best effort over httpx/httpcore internals; a failure is only logged."""
+    try:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        for connection in list(pool.connections):
+            stream = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            raw = getattr(sock, "_sock", sock)  # asyncio wraps it in a TransportSocket
+            if raw is not None:
+                raw.close()
+    except Exception as exc:  # internals changed: leave the rest to garbage collection
+        logging.getLogger(__name__).debug("Could not close the sockets of a Media Pocket client: %r", exc)
+
+
+def _changed_fields(old: ConnectionSettings | None, new: ConnectionSettings) -> list[str]:
+    """Names of the settings that differ (the key is named, never shown)."""
+    if old is None:
+        return []
+    return [f.name for f in dataclasses.fields(new) if getattr(old, f.name) != getattr(new, f.name)]
+
+
+def env_connection_problem(conn_id: str, value: str | None) -> str | None:
+    """What makes the ``AIRFLOW_CONN_<ID>`` value unparseable, or None when Airflow can parse it (or it
+    is unset). Says what is wrong in its own words: never the value, which holds the API key."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            position = (
+                f" (line {exc.lineno} column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+            )
+            return f"it starts with '{{' but is not valid JSON{position}"
+        if not isinstance(data, dict):
+            return "it must be a JSON object"
+        port = data.get("port")
+        if port not in (None, ""):
+            try:
+                int(port)
+            except (TypeError, ValueError):
+                return f"its 'port' must be a whole number (got {_short(port)})"
+        problem = None
+    else:
+        problem = _uri_problem(text)
+    if problem is not None:
+        return problem
+    try:
+        from airflow.sdk.definitions.connection import Connection
+
+        if text.startswith("{"):
+            Connection.from_json(text, conn_id=conn_id)
+        else:
+            Connection.from_uri(text, conn_id=conn_id)
+    except Exception as exc:  # any parse failure is reported, without its text
+        return f"Airflow rejects it ({type(exc).__name__}); check it against the connection URI format"
+    return None
+
+
+def _uri_problem(uri: str) -> str | None:
+    """A malformed connection URI's problem, described without echoing any part that may be secret."""
+    if "://" not in uri:
+        return "it is neither a JSON object nor a URI like mediapocket://:API_KEY@host:port/https"
+    if uri.count("://") > 2:
+        return "it holds more than two '://'"
+    rest = uri.split("://", 1)[1]
+    if "://" in rest:
+        netloc = rest.split("://", 1)[0]
+        if "@" in netloc or ":" in netloc:
+            return (
+                "a host with its own scheme (mediapocket://http://...) cannot also carry the key: URL-encode "
+                "the host (mediapocket://:KEY@http%3A%2F%2Fhost) or give the scheme as the path (/http)"
+            )
+        return None
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        if "IPv6" in str(exc):
+            return "its host has an unbalanced '[' or ']' (an IPv6 address goes in brackets: [::1])"
+        # Nothing of the host part is shown: with an unencoded key it may hold part of the key.
+        return (
+            "its port must be a number from 0 to 65535; a key with special characters (/ ? # @ :) must be "
+            "URL-encoded in a URI"
+        )
+    return None
 
 
 @functools.cache
@@ -203,11 +546,20 @@ class MediaPocketHook(BaseHook):
         self.verify_ssl = verify_ssl
         # Check the arguments now (no I/O): a bad one fails at DAG parse time, not mid-run.
         self._overrides()
+        #: Seconds after which a call re-reads the connection (None: only on a 401).
+        self.settings_max_age: float | None = DEFAULT_SETTINGS_MAX_AGE
         self._settings: ConnectionSettings | None = None
+        self._settings_read_at = -math.inf
         self._client: httpx.Client | None = None
+        self._client_settings: ConnectionSettings | None = None
         self._aclient: httpx.AsyncClient | None = None
+        self._aclient_settings: ConnectionSettings | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._aclient_guard: asyncio.Task[None] | None = None
         self._aclient_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        # Async clients replaced while calls were still using them: closed when their last call ends.
+        self._aclient_users: dict[httpx.AsyncClient, int] = {}
+        self._retired: set[httpx.AsyncClient] = set()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(mediapocket_conn_id={self.mediapocket_conn_id!r})"
@@ -235,33 +587,67 @@ class MediaPocketHook(BaseHook):
         }
 
     def _overrides(self) -> dict[str, Any]:
-        conn_id = self.mediapocket_conn_id
         checked: dict[str, Any] = {}
-        if self.timeout is not None:
-            checked["timeout"] = _number(conn_id, "timeout", self.timeout, minimum=0.001)
-        if self.retry_limit is not None:
-            checked["retry_limit"] = _number(conn_id, "retry_limit", self.retry_limit, integer=True)
-        if self.retry_backoff is not None:
-            checked["retry_backoff"] = _number(conn_id, "retry_backoff", self.retry_backoff)
+        for name in ("timeout", "retry_limit", "retry_backoff"):
+            value = getattr(self, name)
+            if value is not None:
+                checked[name] = _setting(name, value, _argument_error(name))
         if self.verify_ssl is not None:
-            checked["verify_ssl"] = _boolean(conn_id, "verify_ssl", self.verify_ssl)
+            checked["verify_ssl"] = _boolean("verify_ssl", self.verify_ssl, _argument_error("verify_ssl"))
         return checked
 
-    def _load(self, conn: Any) -> ConnectionSettings:
-        self._settings = settings_from_connection(conn, self.mediapocket_conn_id, self._overrides())
-        return self._settings
+    def _settings_from(self, conn: Any) -> ConnectionSettings:
+        return settings_from_connection(conn, self.mediapocket_conn_id, self._overrides())
+
+    def _settings_stale(self) -> bool:
+        max_age = self.settings_max_age
+        return max_age is not None and time.monotonic() - self._settings_read_at >= max_age
+
+    def _adopt(self, settings: ConnectionSettings) -> bool:
+        """Make ``settings`` current; True when they differ from the previous ones (clients are then
+        rebuilt by their next use, see :meth:`get_client` and :meth:`aget_client`)."""
+        self._settings_read_at = time.monotonic()
+        changed = self._settings is not None and settings != self._settings
+        if changed:
+            # Never log the settings themselves: they hold the key.
+            self.log.info(
+                "Media Pocket connection %r changed (%s): using the new settings",
+                self.mediapocket_conn_id, ", ".join(_changed_fields(self._settings, settings)),
+            )
+        self._settings = settings
+        return changed
+
+    def _stale_read_failed(self, exc: MediaPocketError) -> None:
+        # A periodic re-read that fails (secrets backend hiccup, connection being edited) keeps the
+        # settings in use; a 401 or the next period tries again.
+        self._settings_read_at = time.monotonic()
+        self.log.warning(
+            "Could not re-read Media Pocket connection %r, keeping its current settings: %s",
+            self.mediapocket_conn_id, exc,
+        )
 
     def get_settings(self) -> ConnectionSettings:
-        """The connection's settings, read once (sync)."""
+        """The connection's settings (sync): read on first use and again when older than
+        ``settings_max_age`` seconds."""
         if self._settings is None:
-            self._load(self._fetch_connection())
+            self._adopt(self._settings_from(self._fetch_connection()))
+        elif self._settings_stale():
+            try:
+                self._adopt(self._settings_from(self._fetch_connection()))
+            except MediaPocketError as exc:
+                self._stale_read_failed(exc)
         assert self._settings is not None
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
-        """The connection's settings, read once without blocking the event loop."""
+        """The connection's settings, read like :meth:`get_settings` without blocking the event loop."""
         if self._settings is None:
-            self._load(await self._afetch_connection())
+            self._adopt(self._settings_from(await self._afetch_connection()))
+        elif self._settings_stale():
+            try:
+                self._adopt(self._settings_from(await self._afetch_connection()))
+            except MediaPocketError as exc:
+                self._stale_read_failed(exc)
         assert self._settings is not None
         return self._settings
 
@@ -287,10 +673,17 @@ class MediaPocketHook(BaseHook):
             raise self._missing_connection(exc) from None
 
     def _missing_connection(self, exc: Exception) -> MediaPocketConfigError:
+        conn_id = self.mediapocket_conn_id
+        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+        problem = env_connection_problem(conn_id, os.environ.get(variable))
+        if problem is not None:
+            # Airflow skips a connection it cannot parse and then reports it as undefined.
+            return MediaPocketConfigError(
+                f"Media Pocket connection {conn_id!r}: {variable} is set but cannot be parsed: {problem}"
+            )
         return MediaPocketConfigError(
-            f"Media Pocket connection {self.mediapocket_conn_id!r} could not be loaded "
-            f"({type(exc).__name__}): define it in Airflow or as AIRFLOW_CONN_"
-            f"{self.mediapocket_conn_id.upper()}"
+            f"Media Pocket connection {conn_id!r} could not be loaded "
+            f"({type(exc).__name__}): define it in Airflow or as {variable}"
         )
 
     @property
@@ -319,46 +712,129 @@ class MediaPocketHook(BaseHook):
         }
 
     def get_client(self) -> httpx.Client:
-        """The hook's ``httpx.Client``, created on first use and reused (keep-alive pool)."""
+        """The hook's ``httpx.Client``, created on first use and reused (keep-alive pool); rebuilt when the
+        connection's settings changed (a rotated key, a new timeout)."""
+        pinned = _PINNED.get()
+        if pinned is not None and pinned[0] is self and isinstance(pinned[1], httpx.Client):
+            return pinned[1]
+        settings = self.get_settings()
+        if self._client is not None and (self._client_settings != settings or self._client.is_closed):
+            # Sync clients serve one thread at a time: nothing else can be using the old one.
+            self._client.close()
+            self._client = None
         if self._client is None:
-            self._client = httpx.Client(**self._client_kwargs(self.get_settings()))
+            self._client = httpx.Client(**self._client_kwargs(settings))
+            self._client_settings = settings
         return self._client
 
     async def aget_client(self) -> httpx.AsyncClient:
         """The hook's ``httpx.AsyncClient`` for the running event loop (a new loop gets a new client).
 
         Safe to call from many coroutines at once: the first one reads the connection and builds the
-        client, the others wait for it (triggers sharing a hook would otherwise each read it).
+        client, the others wait for it (triggers sharing a hook would otherwise each read it). The
+        client is rebuilt when the connection's settings changed; the replaced one is closed once the
+        calls still using it end. A client is closed when its event loop shuts down, and the client of
+        an earlier event loop is closed when another loop takes over.
         """
+        pinned = _PINNED.get()
+        if pinned is not None and pinned[0] is self and isinstance(pinned[1], httpx.AsyncClient):
+            return pinned[1]
         loop = asyncio.get_running_loop()
-        if self._aclient_ready(loop):
+        if self._aclient_ready(loop) and not self._settings_stale():
             assert self._aclient is not None
             return self._aclient
         if self._aclient_lock is None or self._aclient_lock[0] is not loop:
             self._aclient_lock = (loop, asyncio.Lock())
         async with self._aclient_lock[1]:
+            settings = await self.aget_settings()
             if not self._aclient_ready(loop):
-                settings = await self.aget_settings()
+                await self._retire_aclient(loop)
                 self._aclient = httpx.AsyncClient(**self._client_kwargs(settings))
+                self._aclient_settings = settings
                 self._aclient_loop = loop
+                self._aclient_guard = loop.create_task(
+                    _close_at_loop_shutdown(self._aclient), name=f"mediapocket-client-{self.mediapocket_conn_id}"
+                )
         assert self._aclient is not None
         return self._aclient
 
     def _aclient_ready(self, loop: asyncio.AbstractEventLoop) -> bool:
-        return self._aclient is not None and self._aclient_loop is loop and not self._aclient.is_closed
+        return (
+            self._aclient is not None
+            and self._aclient_loop is loop
+            and not self._aclient.is_closed
+            and self._aclient_settings == self._settings
+        )
+
+    async def _retire_aclient(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close (or arrange to close) the current async client before another replaces it."""
+        client, client_loop, guard = self._aclient, self._aclient_loop, self._aclient_guard
+        self._aclient = self._aclient_settings = self._aclient_loop = self._aclient_guard = None
+        if client is None or client.is_closed:
+            return
+        if client_loop is not loop:
+            _close_foreign(client, client_loop, guard)
+            return
+        if guard is not None:
+            guard.cancel()
+        if self._aclient_users.get(client):
+            self._retired.add(client)  # calls are still using it: the last one closes it
+        else:
+            await client.aclose()
+
+    async def _leave_aclient(self, client: httpx.AsyncClient) -> None:
+        users = self._aclient_users.get(client, 0) - 1
+        if users > 0:
+            self._aclient_users[client] = users
+            return
+        self._aclient_users.pop(client, None)
+        if client in self._retired:
+            self._retired.discard(client)
+            await client.aclose()
+
+    async def _areload_after_401(self, client: httpx.AsyncClient) -> bool:
+        """After a 401 with ``client``: re-read the connection (once for all concurrent callers); True
+        when the settings changed, so the call is worth one more try with a new client."""
+        loop = asyncio.get_running_loop()
+        if self._aclient_lock is None or self._aclient_lock[0] is not loop:
+            self._aclient_lock = (loop, asyncio.Lock())
+        async with self._aclient_lock[1]:
+            if client is not self._aclient or self._aclient_settings != self._settings:
+                return True  # another caller re-read the connection meanwhile: retry with what it found
+            return self._adopt(self._settings_from(await self._afetch_connection()))
+
+    def _reload_after_401(self, client: httpx.Client) -> bool:
+        """The sync twin of :meth:`_areload_after_401`."""
+        if client is not self._client or self._client_settings != self._settings:
+            return True
+        return self._adopt(self._settings_from(self._fetch_connection()))
 
     def close(self) -> None:
         """Close the sync client (the hook can be used again afterwards)."""
         if self._client is not None:
             self._client.close()
             self._client = None
+            self._client_settings = None
 
     async def aclose(self) -> None:
-        """Close the async client."""
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
-            self._aclient_loop = None
+        """Close the async client (and any replaced one still open); the hook can be used again."""
+        client, guard = self._aclient, self._aclient_guard
+        self._aclient = self._aclient_settings = self._aclient_loop = self._aclient_guard = None
+        if guard is not None:
+            guard.cancel()
+        retired, self._retired = self._retired, set()
+        for old in [client, *retired]:
+            if old is not None:
+                await old.aclose()
+
+    def close_soon(self) -> None:
+        """Close every client without waiting, from any thread (for ``on_kill``): the sync client at
+        once, the async client on its own event loop if that loop still runs."""
+        self.close()
+        client, loop, guard = self._aclient, self._aclient_loop, self._aclient_guard
+        self._aclient = self._aclient_settings = self._aclient_loop = self._aclient_guard = None
+        if client is not None and not client.is_closed:
+            _close_foreign(client, loop, guard)
 
     def __enter__(self) -> MediaPocketHook:
         return self
@@ -368,6 +844,7 @@ class MediaPocketHook(BaseHook):
 
     # ---------------------------------------------------------------------------------- drivers
 
+    @_reauthenticating
     def _run(self, call: ApiCall[T]) -> T:
         """Send ``call`` with the sync client, retrying as the shared policy says."""
         client = self.get_client()
@@ -389,6 +866,7 @@ class MediaPocketHook(BaseHook):
         except StopIteration as done:
             return cast(T, done.value)
 
+    @_areauthenticating
     async def _arun(self, call: ApiCall[T]) -> T:
         """Send ``call`` with the async client: the same exchange as :meth:`_run`, never blocking."""
         client = await self.aget_client()

@@ -51,7 +51,7 @@ def test_defaults_and_hook_arguments_override_extras(monkeypatch: pytest.MonkeyP
     [
         ("tryme.mediapocket.fi", None, None, "https://tryme.mediapocket.fi"),
         ("tryme.mediapocket.fi", "http", 8080, "http://tryme.mediapocket.fi:8080"),
-        ("http://127.0.0.1:9000/", "https", 1234, "http://127.0.0.1:9000"),
+        ("http://127.0.0.1:9000/", "https", 9000, "http://127.0.0.1:9000"),
         ("https://dam.example.com/api/v2", None, None, "https://dam.example.com"),
         ("https://dam.example.com/mp/", None, None, "https://dam.example.com/mp"),
     ],
@@ -67,9 +67,9 @@ def test_base_url(host: str, schema: str | None, port: int | None, expected: str
         ({"conn_type": "mediapocket", "password": "k"}, "connection 'mp' has no host"),
         ({"conn_type": "mediapocket", "host": "x", "schema": "ftp", "password": "k"}, "schema must be http or https"),
         ({"conn_type": "mediapocket", "host": "https://x", "password": "k", "extra": {"timeout": "soon"}},
-         "'timeout' must be a number >= 0.001 (got 'soon')"),
+         "extra 'timeout' must be a finite number of seconds greater than 0 and at most 3600 (got 'soon')"),
         ({"conn_type": "mediapocket", "host": "https://x", "password": "k", "extra": {"retry_limit": -1}},
-         "'retry_limit' must be a whole number >= 0 (got -1)"),
+         "extra 'retry_limit' must be a whole number from 0 to 20 (got -1)"),
         ({"conn_type": "mediapocket", "host": "https://x", "password": "k", "extra": {"verify_ssl": "maybe"}},
          "'verify_ssl' must be true or false (got 'maybe')"),
     ],
@@ -91,8 +91,8 @@ def test_unknown_connection_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -
     ("kwargs", "message"),
     [
         ({"mediapocket_conn_id": ""}, "Invalid parameter 'mediapocket_conn_id'"),
-        ({"timeout": 0}, "'timeout' must be a number >= 0.001"),
-        ({"retry_backoff": -2}, "'retry_backoff' must be a number >= 0"),
+        ({"timeout": 0}, "Invalid parameter 'timeout': must be a finite number of seconds greater than 0"),
+        ({"retry_backoff": -2}, "Invalid parameter 'retry_backoff': must be a finite number of seconds from 0 to 300"),
     ],
 )
 def test_bad_hook_arguments_fail_at_construction(kwargs: dict[str, object], message: str) -> None:
