@@ -43,8 +43,8 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": "Timeout of one HTTP request. Default 30.",
-                        "schema": {"type": ["number", "null"], "minimum": 0.001, "default": 30},
+                        "description": "Timeout of one HTTP request, over 0 and up to 3600. Default 30.",
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 3600, "default": 30},
                     },
                     "verify_ssl": {
                         "label": "Verify SSL",
@@ -53,13 +53,13 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "retry_limit": {
                         "label": "Retry limit",
-                        "description": "Retries of a transient failure (429, 5xx, network). Default 3.",
-                        "schema": {"type": ["integer", "null"], "minimum": 0, "default": 3},
+                        "description": "Retries of a transient failure (429, 5xx, network), 0 to 20. Default 3.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20, "default": 3},
                     },
                     "retry_backoff": {
                         "label": "Retry backoff (seconds)",
-                        "description": "First retry delay; doubles each retry, capped at 30 s, with jitter.",
-                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 1},
+                        "description": "First retry delay, 0 to 300; doubles each retry, capped at 30 s, with jitter.",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "maximum": 300, "default": 1},
                     },
                 },
                 "ui-field-behaviour": {

@@ -8,6 +8,9 @@ goes through :func:`redact_url` first.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
@@ -41,3 +44,10 @@ def redact_url(url: object) -> str:
     query = REDACTED if parts.query else ""
     fragment = REDACTED if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def media_fingerprint(body: dict[str, Any]) -> dict[str, Any]:
+    """What to keep (e.g. in ``task_state_store``) to recognise an add-media request later without
+    keeping its URL: the redacted URL for people, a SHA-256 of the whole request for comparing."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return {"file_url": redact_url(body.get("file_url", "")), "filename": body.get("filename"), "sha256": digest}

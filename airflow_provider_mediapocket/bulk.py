@@ -58,7 +58,9 @@ def validate_items(items: Any, project_id: Any = None) -> list[dict[str, Any]]:
     for index, item in enumerate(items):
         where = f"items[{index}]"
         if not isinstance(item, Mapping):
-            raise MediaPocketValidationError(f"Invalid parameter '{where}': must be a dict (got {item!r:.60})")
+            raise MediaPocketValidationError(
+                f"Invalid parameter '{where}': must be a dict (got {type(item).__name__})"  # a str may be a URL
+            )
         unknown = sorted(set(item) - ITEM_FIELDS)
         if unknown:
             raise MediaPocketValidationError(

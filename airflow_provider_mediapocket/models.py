@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._validation import _short, check_id
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 
@@ -231,7 +232,7 @@ def check_http_url(value: str) -> str:
     """Accept only an absolute http(s) URL with a host, as Media Pocket downloads it itself."""
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an absolute http(s) URL")
+        raise ValueError(f"{redact_url(value)!r} is not an absolute http(s) URL")
     return value
 
 

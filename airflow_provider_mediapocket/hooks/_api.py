@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel
 
+from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import ApiCall
 from airflow_provider_mediapocket.exceptions import MediaPocketNotFoundError, MediaPocketValidationError
 from airflow_provider_mediapocket.models import (
@@ -87,7 +88,7 @@ def filename_from_url(file_url: str) -> str:
     name = unquote(urlsplit(file_url).path.rsplit("/", 1)[-1])
     if not name:
         raise MediaPocketValidationError(
-            f"Invalid parameter 'filename': cannot be derived from file_url {file_url!r} "
+            f"Invalid parameter 'filename': cannot be derived from file_url {redact_url(file_url)!r} "
             "(it has no file name); pass filename explicitly"
         )
     return name

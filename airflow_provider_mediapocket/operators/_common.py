@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +49,48 @@ def positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float
     return float(seconds)
 
 
+def _closing_hook(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: MediaPocketMixin, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.close_hook()
+
+    wrapper._closes_hook = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class MediaPocketMixin:
-    """Hook access and run-message logging for operators and sensors. Needs ``self.log``."""
+    """Hook access and run-message logging for operators and sensors. Needs ``self.log``.
+
+    ``execute`` and ``execute_complete`` of every subclass close the hook's clients when they end
+    (returning, raising, deferring or rescheduling), and :meth:`on_kill` closes them when the task is
+    killed, so no connection pool outlives the task's work.
+    """
 
     mediapocket_conn_id: str
     hook_params: dict[str, Any]
     _last_status: str | None = None
     if TYPE_CHECKING:
         log: Logger
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("execute", "execute_complete"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_closes_hook", False):
+                setattr(cls, name, _closing_hook(method))
+
+    def close_hook(self) -> None:
+        """Close the hook's clients if the hook was created (it is built lazily)."""
+        hook = self.__dict__.get("hook")
+        if hook is not None:
+            hook.close_soon()
+
+    def on_kill(self) -> None:
+        """The task is being killed: close the hook's clients (from the signal handler, without waiting)."""
+        self.close_hook()
 
     @cached_property
     def hook(self) -> MediaPocketHook:

@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._lazy import lazy_module
+from airflow_provider_mediapocket._redact import media_fingerprint, redact_url
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
@@ -249,13 +250,17 @@ class MediaPocketAddMediaOperator(_MediaPocketOperator):
         asset_id = check_id("asset_id", self.asset_id)
         store = _state_store(context)
         self.push_url(context, ASSET_URL_KEY, self.asset_url(asset_id))
-        if store is not None and store.get(self.state_key) == call.json:
-            self.log.info("Media %s was already added to asset %s by an earlier try", self.file_url, asset_id)
+        # The store keeps a fingerprint, never the URL: a presigned URL is a credential.
+        fingerprint = media_fingerprint(call.json or {})
+        if store is not None and store.get(self.state_key) in (fingerprint, call.json):
+            self.log.info(
+                "Media %s was already added to asset %s by an earlier try", redact_url(self.file_url), asset_id
+            )
             return asset_id
         self.hook.add_media(asset_id, self.file_url, self.filename)
         if store is not None:
-            store.set(self.state_key, call.json)
-        self.log.info("Added media %s to asset %s", self.file_url, asset_id)
+            store.set(self.state_key, fingerprint)
+        self.log.info("Added media %s to asset %s", redact_url(self.file_url), asset_id)
         return asset_id
 
 

@@ -217,6 +217,11 @@ class SandboxState:
             }
             return uid
 
+    def revoke_api_key(self, key: str) -> None:
+        """Forget ``key``: requests with it get 401 from now on (a rotated-out key)."""
+        with self.lock:
+            self._api_keys.pop(key, None)
+
     def key_info(self, key: str | None) -> JSON | None:
         """The registered key record for ``key`` (None when unknown)."""
         if key is None:

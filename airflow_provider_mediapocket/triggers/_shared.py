@@ -58,13 +58,27 @@ def hook_key(conn_id: str, hook_params: dict[str, Any]) -> HookKey:
     return json.dumps([conn_id, hook_params], sort_keys=True, default=str)
 
 
-def acquire(conn_id: str, hook_params: dict[str, Any]) -> tuple[HookKey, MediaPocketHook]:
-    """The shared hook for these settings in the running loop (call :func:`release` when done)."""
+#: A shared hook re-reads its connection at most this often, however short the poll interval.
+MIN_SETTINGS_MAX_AGE = 1.0
+
+
+def acquire(
+    conn_id: str, hook_params: dict[str, Any], *, refresh_every: float | None = None
+) -> tuple[HookKey, MediaPocketHook]:
+    """The shared hook for these settings in the running loop (call :func:`release` when done).
+
+    ``refresh_every`` (the caller's poll interval) bounds how old the hook's connection settings may
+    get: a changed timeout or key is picked up within one poll (a 401 re-reads it at once anyway).
+    """
     key = hook_key(conn_id, hook_params)
     state = _state()
     entry = state.hooks.get(key)
     if entry is None:
         entry = state.hooks[key] = _Entry(MediaPocketHook(conn_id, **hook_params))
+    if refresh_every is not None:
+        current = entry.hook.settings_max_age
+        wanted = max(refresh_every, MIN_SETTINGS_MAX_AGE)
+        entry.hook.settings_max_age = wanted if current is None else min(current, wanted)
     entry.users += 1
     return key, entry.hook
 

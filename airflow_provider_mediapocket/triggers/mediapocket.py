@@ -100,7 +100,9 @@ class _MediaPocketPollingTrigger(BaseTrigger):
         poll together and share one request (see :mod:`._shared`), as they share one client.
         """
         self._interval = max(self.poll_interval, MIN_INTERVAL)
-        self._hook_key, hook = _shared.acquire(self.mediapocket_conn_id, self.hook_params)
+        self._hook_key, hook = _shared.acquire(
+            self.mediapocket_conn_id, self.hook_params, refresh_every=self._interval
+        )
         try:
             while True:
                 self._tick = math.floor(time.time() / self._interval)
