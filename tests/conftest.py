@@ -31,7 +31,7 @@ def respx_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 # Every API key the suite uses. No test's captured output, log records or failure text may hold one:
 # checked after every test, so a leak anywhere in the suite fails the test that caused it.
-SECRETS = (FAKE_KEY, "sandbox-api-key", "restricted-sandbox-key")
+SECRETS = (FAKE_KEY, "sandbox-api-key", "restricted-sandbox-key", "rotated-sandbox-key")
 
 
 @pytest.fixture(autouse=True)

@@ -555,7 +555,8 @@ class MediaPocketHook(BaseHook):
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_settings: ConnectionSettings | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
-        self._aclient_guard: asyncio.Task[None] | None = None
+        # Per async client, the task that closes it when its event loop shuts down.
+        self._guards: dict[httpx.AsyncClient, asyncio.Task[None]] = {}
         self._aclient_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         # Async clients replaced while calls were still using them: closed when their last call ends.
         self._aclient_users: dict[httpx.AsyncClient, int] = {}
@@ -752,7 +753,7 @@ class MediaPocketHook(BaseHook):
                 self._aclient = httpx.AsyncClient(**self._client_kwargs(settings))
                 self._aclient_settings = settings
                 self._aclient_loop = loop
-                self._aclient_guard = loop.create_task(
+                self._guards[self._aclient] = loop.create_task(
                     _close_at_loop_shutdown(self._aclient), name=f"mediapocket-client-{self.mediapocket_conn_id}"
                 )
         assert self._aclient is not None
@@ -768,19 +769,22 @@ class MediaPocketHook(BaseHook):
 
     async def _retire_aclient(self, loop: asyncio.AbstractEventLoop) -> None:
         """Close (or arrange to close) the current async client before another replaces it."""
-        client, client_loop, guard = self._aclient, self._aclient_loop, self._aclient_guard
-        self._aclient = self._aclient_settings = self._aclient_loop = self._aclient_guard = None
-        if client is None or client.is_closed:
+        client, client_loop = self._aclient, self._aclient_loop
+        self._aclient = self._aclient_settings = self._aclient_loop = None
+        if client is None:
             return
         if client_loop is not loop:
-            _close_foreign(client, client_loop, guard)
-            return
-        if guard is not None:
-            guard.cancel()
-        if self._aclient_users.get(client):
+            _close_foreign(client, client_loop, self._guards.pop(client, None))
+        elif self._aclient_users.get(client):
             self._retired.add(client)  # calls are still using it: the last one closes it
         else:
-            await client.aclose()
+            await self._close_aclient(client)
+
+    async def _close_aclient(self, client: httpx.AsyncClient) -> None:
+        guard = self._guards.pop(client, None)
+        if guard is not None:
+            guard.cancel()  # no longer needed: the client is closed here
+        await client.aclose()
 
     async def _leave_aclient(self, client: httpx.AsyncClient) -> None:
         users = self._aclient_users.get(client, 0) - 1
@@ -790,7 +794,7 @@ class MediaPocketHook(BaseHook):
         self._aclient_users.pop(client, None)
         if client in self._retired:
             self._retired.discard(client)
-            await client.aclose()
+            await self._close_aclient(client)
 
     async def _areload_after_401(self, client: httpx.AsyncClient) -> bool:
         """After a 401 with ``client``: re-read the connection (once for all concurrent callers); True
@@ -818,23 +822,24 @@ class MediaPocketHook(BaseHook):
 
     async def aclose(self) -> None:
         """Close the async client (and any replaced one still open); the hook can be used again."""
-        client, guard = self._aclient, self._aclient_guard
-        self._aclient = self._aclient_settings = self._aclient_loop = self._aclient_guard = None
-        if guard is not None:
-            guard.cancel()
+        client, client_loop = self._aclient, self._aclient_loop
+        self._aclient = self._aclient_settings = self._aclient_loop = None
+        if client is not None and client_loop is not asyncio.get_running_loop():
+            _close_foreign(client, client_loop, self._guards.pop(client, None))  # cannot be awaited here
+            client = None
         retired, self._retired = self._retired, set()
         for old in [client, *retired]:
             if old is not None:
-                await old.aclose()
+                await self._close_aclient(old)
 
     def close_soon(self) -> None:
         """Close every client without waiting, from any thread (for ``on_kill``): the sync client at
         once, the async client on its own event loop if that loop still runs."""
         self.close()
-        client, loop, guard = self._aclient, self._aclient_loop, self._aclient_guard
-        self._aclient = self._aclient_settings = self._aclient_loop = self._aclient_guard = None
+        client, loop = self._aclient, self._aclient_loop
+        self._aclient = self._aclient_settings = self._aclient_loop = None
         if client is not None and not client.is_closed:
-            _close_foreign(client, loop, guard)
+            _close_foreign(client, loop, self._guards.pop(client, None))
 
     def __enter__(self) -> MediaPocketHook:
         return self
