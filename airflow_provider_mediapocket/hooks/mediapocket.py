@@ -148,7 +148,8 @@ def _extra_error(conn_id: str, name: str) -> Callable[[str], MediaPocketError]:
 
 
 def _argument_error(name: str) -> Callable[[str], MediaPocketError]:
-    return lambda problem: MediaPocketValidationError(f"Invalid parameter '{name}': {problem}")
+    # A configuration error (as before), worded like every other rejected parameter.
+    return lambda problem: MediaPocketConfigError(f"Invalid parameter '{name}': {problem}")
 
 
 def _boolean(name: str, value: Any, error: Callable[[str], MediaPocketError]) -> bool:

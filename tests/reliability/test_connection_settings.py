@@ -16,7 +16,7 @@ import httpx
 import pytest
 import respx
 
-from airflow_provider_mediapocket.exceptions import MediaPocketConfigError, MediaPocketValidationError
+from airflow_provider_mediapocket.exceptions import MediaPocketConfigError
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook, build_base_url
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 
@@ -60,7 +60,7 @@ def test_out_of_range_extras_are_rejected_before_any_request(
 
 @pytest.mark.parametrize(("name", "value"), BAD_EXTRAS)
 def test_out_of_range_hook_arguments_are_rejected_at_construction(name: str, value: object) -> None:
-    with pytest.raises(MediaPocketValidationError, match=f"Invalid parameter '{name}': must be "):
+    with pytest.raises(MediaPocketConfigError, match=f"Invalid parameter '{name}': must be "):
         MediaPocketHook(**{name: value})  # type: ignore[arg-type]
 
 
