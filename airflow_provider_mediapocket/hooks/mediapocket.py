@@ -325,7 +325,11 @@ def _reauthenticating(run: _F) -> _F:
     @functools.wraps(run)
     def wrapper(self: MediaPocketHook, *args: Any, **kwargs: Any) -> Any:
         for attempt in (0, 1):
-            client = self.get_client()
+            unpinned = _PINNED.set(None)  # a pin copied into a task started during another call is not ours
+            try:
+                client = self.get_client()
+            finally:
+                _PINNED.reset(unpinned)
             token = _PINNED.set((self, client))
             try:
                 return run(self, *args, **kwargs)
@@ -350,7 +354,11 @@ def _areauthenticating(arun: _F) -> _F:
     @functools.wraps(arun)
     async def wrapper(self: MediaPocketHook, *args: Any, **kwargs: Any) -> Any:
         for attempt in (0, 1):
-            client = await self.aget_client()
+            unpinned = _PINNED.set(None)  # a pin copied into a task started during another call is not ours
+            try:
+                client = await self.aget_client()
+            finally:
+                _PINNED.reset(unpinned)
             self._aclient_users[client] = self._aclient_users.get(client, 0) + 1
             token = _PINNED.set((self, client))
             try:
@@ -508,10 +516,25 @@ def _ssl_context(verify: bool) -> ssl.SSLContext:
 class MediaPocketHook(BaseHook):
     """Talks to the Media Pocket API v2 with the ``mediapocket`` connection ``mediapocket_conn_id``.
 
-    Connection: host = base URL (a host without scheme means https, or ``schema``), optional port,
-    password = API key; extras ``timeout`` (seconds, default 30), ``verify_ssl`` (default true),
-    ``retry_limit`` (default 3) and ``retry_backoff`` (seconds, default 1). The keyword arguments
-    override the extras. Nothing is read or sent before the first call.
+    Connection: host = base URL (a host without scheme means https, or ``schema``; an IPv6 address may
+    be given bare, ``::1``), optional port (not also a different one in host), password = API key;
+    extras (a JSON object) ``timeout`` (seconds, over 0 and up to 3600, default 30), ``verify_ssl``
+    (default true), ``retry_limit`` (0 to 20, default 3) and ``retry_backoff`` (seconds, 0 to 300,
+    default 1). Anything else -- a query string or credentials in host, invalid JSON extras, a value
+    out of range, ``inf`` or ``nan`` -- is rejected with an error naming the field, before any request.
+    Nothing is read or sent before the first call.
+
+    :param mediapocket_conn_id: the Airflow connection to use.
+    :param timeout: overrides the ``timeout`` extra (same range).
+    :param retry_limit: overrides the ``retry_limit`` extra (same range).
+    :param retry_backoff: overrides the ``retry_backoff`` extra (same range).
+    :param verify_ssl: overrides the ``verify_ssl`` extra.
+
+    The connection is read again when its settings are older than ``settings_max_age`` seconds
+    (default 30; the triggerer's shared hooks use their poll interval, at least 1 s), and at once when
+    the API answers 401: if the key (or any setting) changed, the client is rebuilt and the call is
+    tried once more with it; a second 401, or a 401 with an unchanged connection, is raised. A rotated
+    key therefore reaches hooks that live for days in the triggerer.
 
     Every method is named after its endpoint and returns models from
     :mod:`airflow_provider_mediapocket.models`; methods prefixed ``a`` are the async twins for the
