@@ -186,3 +186,28 @@ def test_many_calls_share_one_connection_read_after_a_401(
 
     asyncio.run(main())
     assert reads == 2  # the first read, and one re-read for the 20 calls that got 401
+
+
+def test_a_waiting_trigger_picks_up_a_changed_timeout_within_a_poll(
+    monkeypatch: pytest.MonkeyPatch, sandbox: MediaPocketSandbox
+) -> None:
+    from airflow_provider_mediapocket.triggers import _shared
+
+    asset_id = str(sandbox.state.add_asset(title="settings in the triggerer")["id"])
+    run_id = str(sandbox.state.start_run(asset_id, NEVER_ENDING)["id"])
+    trigger = MediaPocketDagActionRunTrigger(
+        asset_id=asset_id, dag_action_run_id=run_id, end_time=time.time() + 30, poll_interval=0.05,
+    )
+
+    async def main() -> dict[str, object]:
+        wait = asyncio.create_task(first_payload(trigger))
+        await until(lambda: 200 in statuses(sandbox))
+        (entry,) = _shared._state().hooks.values()
+        assert (await entry.hook.aget_client()).timeout.read == 30.0
+        set_extra(monkeypatch, sandbox, timeout=7)
+        # Within one re-read period (1 s here) the shared hook's client carries the new timeout.
+        await until(lambda: entry.hook._aclient is not None and entry.hook._aclient.timeout.read == 7.0, timeout=5)
+        sandbox.state.set_run_status(int(run_id), "completed")
+        return await asyncio.wait_for(wait, 10)
+
+    assert asyncio.run(main())["status"] == "success"
