@@ -56,6 +56,8 @@ MAX_REDIRECTS = 5
 #: The shortest request timeout when a deadline is near or already passed: a wait whose deadline has
 #: come still gets one last look (a run that finished just before its deadline is a success).
 LAST_LOOK = 1.0
+#: The shortest timeout any request gets (a retry that starts just before the deadline).
+MIN_TIMEOUT = 0.05
 #: OpenSSL reasons seen when an https:// URL reaches a server that speaks plain HTTP.
 _PLAIN_HTTP_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
 
@@ -207,7 +209,9 @@ def exchange(
     unclear = False
     while True:
         left = _time_left(deadline)
-        timeout = None if left is None else max(left, LAST_LOOK)
+        # The first attempt may take a last look past the deadline; a retry only starts with time left
+        # (see _fits) and gets no more than that.
+        timeout = None if left is None else max(left, LAST_LOOK if attempt.number == 0 else MIN_TIMEOUT)
         outcome = yield Send(call, url, timeout)
         if isinstance(outcome, httpx.TransportError):
             sent = not isinstance(outcome, NOT_SENT_ERRORS)

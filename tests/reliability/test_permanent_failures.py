@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from airflow_provider_mediapocket._transport import describe_transport_error
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
     MediaPocketBadResponseError,
@@ -207,3 +209,31 @@ def test_transient_kinds_are_still_ridden_out(sandbox: MediaPocketSandbox) -> No
     sandbox.inject("503", "503", "503", "drop", "drop", "drop")  # two polls' worth, each past the retries
     event = first_event(asset_trigger(asset_id), timeout=QUICK)
     assert event["status"] == "success", event
+
+
+def _chained(error: httpx.TransportError, cause: BaseException) -> httpx.TransportError:
+    error.__cause__ = cause
+    error.request = httpx.Request("GET", "https://user:pw@api.example.com:8443/api/v2/assets?sig=s3cr3t")
+    return error
+
+
+@pytest.mark.parametrize(("error", "transient", "text"), [
+    (httpx.ReadTimeout("timed out"), True, "ReadTimeout: timed out (talking to api.example.com:8443)"),
+    (httpx.ConnectTimeout("timed out"), True, "ConnectTimeout"),
+    (httpx.RemoteProtocolError("Server disconnected"), True, "reset or closed without an answer"),
+    (httpx.ReadError("reset"), True, "reset or closed without an answer"),
+    (_chained(httpx.ConnectError("x"), ConnectionResetError(104, "reset")), True, "reset, errno 104 ECONNRESET"),
+    (_chained(httpx.ConnectError("x"), ConnectionRefusedError(111, "refused")), False,
+     "connection to api.example.com:8443 refused, errno 111 ECONNREFUSED"),
+    (_chained(httpx.ConnectError("x"), OSError(113, "No route to host")), False,
+     "could not connect to api.example.com:8443: No route to host, errno 113 EHOSTUNREACH"),
+    (httpx.UnsupportedProtocol("ftp"), False, "UnsupportedProtocol"),
+])
+def test_transport_error_classification(error: httpx.TransportError, transient: bool, text: str) -> None:
+    try:
+        error.request  # noqa: B018 - set by _chained for some rows
+    except RuntimeError:
+        error.request = httpx.Request("GET", "https://api.example.com:8443/api/v2/assets")
+    got_transient, cause = describe_transport_error(error)
+    assert (got_transient, text in cause) == (transient, True), cause
+    assert "pw" not in cause and "s3cr3t" not in cause
