@@ -6,8 +6,8 @@ finished just before the deadline is a success, not a timeout). Deadlines are wa
 so they survive a triggerer restart, and every request of a poll is bounded by the time left before it.
 Transient failures (429, 5xx, timeouts, resets) that outlast the hook's own retries are logged and
 polled again; a permanent one (connection refused, unresolvable host, TLS error, a body that is not
-the API's JSON, any 4xx) ends the wait at once with an ``error`` event that names the cause. Events are plain JSON:
-``{"status": "success" | "failed" | "timeout" | "error", "message": ..., <ids>, <object>}``.
+the API's JSON, any 4xx) ends the wait at once with an ``error`` event that names the cause.
+Events are plain JSON: ``{"status": "success" | "failed" | "timeout" | "error", "message": ..., <ids>, <object>}``.
 """
 
 from __future__ import annotations
