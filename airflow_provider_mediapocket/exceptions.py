@@ -39,6 +39,12 @@ class MediaPocketError(AirflowException):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def transient(self) -> bool:
+        """Whether the failure says nothing about the thing asked for (429, 5xx, a timeout or a reset),
+        so that a wait may poll again. Everything else is permanent and ends a wait at once."""
+        return isinstance(self, MediaPocketTransientError)
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep keyword-only attributes when the error crosses a process boundary (pickle).
         return (_rebuild, (type(self), self.message, self.__dict__))
@@ -71,14 +77,39 @@ class MediaPocketNotFoundError(MediaPocketError):
     """HTTP 404: the asset, project, comment, DAG action, run or user does not exist."""
 
 
-class MediaPocketRateLimitError(MediaPocketError):
+class MediaPocketTransientError(MediaPocketError):
+    """Mixin of the failures that are worth trying again later: HTTP 429, HTTP 5xx, a timeout, a
+    connection reset or closed without an answer. They say nothing about the thing asked for.
+
+    Anything that is not one of these is permanent: connection refused, an unresolvable host, a TLS
+    failure, an HTTP 200 whose body is not the JSON the API promises, a redirect that is not followed,
+    and every 4xx. The hook retries both kinds within its retry budget where repeating is safe; waits
+    (triggers, sensors) poll again after a transient failure and end at once on a permanent one.
+    """
+
+
+class MediaPocketRateLimitError(MediaPocketTransientError):
     """HTTP 429 after the retries ran out; ``retry_after`` holds the server's hint in seconds."""
 
     retry_after: float | None = None
 
 
 class MediaPocketServerError(MediaPocketError):
-    """HTTP 5xx after the retries ran out, or a body that is not the JSON the API promises."""
+    """HTTP 5xx after the retries ran out (:class:`MediaPocketServerUnavailableError`, transient), or an
+    answer that is not what the API promises (:class:`MediaPocketBadResponseError`, permanent)."""
+
+
+class MediaPocketServerUnavailableError(MediaPocketServerError, MediaPocketTransientError):
+    """HTTP 500/502/503/504 after the retries ran out: transient."""
+
+
+class MediaPocketBadResponseError(MediaPocketServerError):
+    """A successful status with a body that is not JSON (``content_type`` names what came instead) or
+    not of the documented shape, or a redirect that was not followed (``location``): permanent, as
+    asking again gets the same answer (a proxy's HTML page, a wrong base URL)."""
+
+    content_type: str | None = None
+    location: str | None = None
 
 
 class MediaPocketOperationError(MediaPocketError):
@@ -92,13 +123,22 @@ class MediaPocketOperationError(MediaPocketError):
 
 
 class MediaPocketTransportError(MediaPocketError):
-    """The request failed on the network (connect, timeout, dropped connection) after the retries.
+    """The request failed on the network after the retries.
 
     ``request_sent`` tells whether the server may have received and applied the request: when True
-    the outcome of a non-idempotent call is unknown and it was deliberately not repeated.
+    the outcome of a non-idempotent call is unknown and it was deliberately not repeated. ``cause``
+    names what failed (the host and errno, the TLS reason, the timeout). This class itself is a
+    permanent failure (connection refused, unresolvable host, TLS error, an unsupported URL); a
+    timeout or a connection reset or closed without an answer is a
+    :class:`MediaPocketNetworkError` (transient).
     """
 
     request_sent: bool = False
+    cause: str = ""
+
+
+class MediaPocketNetworkError(MediaPocketTransportError, MediaPocketTransientError):
+    """A timeout, or a connection reset or closed without an answer, after the retries: transient."""
 
 
 class MediaPocketRunFailedError(MediaPocketError):
@@ -110,9 +150,6 @@ class MediaPocketTimeoutError(MediaPocketError):
 
 
 #: Failures worth polling again after the hook's own retries ran out: they say nothing about the
-#: thing being waited for. Waits (triggers, sensors, the start operator's wait) ride them out.
-TRANSIENT_ERRORS: tuple[type[MediaPocketError], ...] = (
-    MediaPocketServerError,
-    MediaPocketRateLimitError,
-    MediaPocketTransportError,
-)
+#: thing being waited for (429, 5xx, timeouts, resets). Waits (triggers, sensors, the start
+#: operator's wait) ride them out; any other MediaPocketError ends the wait. Same as ``exc.transient``.
+TRANSIENT_ERRORS: tuple[type[MediaPocketError], ...] = (MediaPocketTransientError,)

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote, urlsplit
 from pydantic import BaseModel
 
 from airflow_provider_mediapocket._redact import redact_url
-from airflow_provider_mediapocket._transport import ApiCall
+from airflow_provider_mediapocket._transport import AlreadyDone, ApiCall
 from airflow_provider_mediapocket.exceptions import MediaPocketNotFoundError, MediaPocketValidationError
 from airflow_provider_mediapocket.models import (
     ApiKey,
@@ -77,6 +77,20 @@ def text(*keys: str) -> Callable[[Any], str]:
     return parse
 
 
+def answered(value: str) -> Callable[[Any], str]:
+    """The value of a call that turned out to be done already: what its success would have said."""
+    return lambda _body: value
+
+
+# "Already done" answers of the DELETE endpoints, as the API gives them when there is nothing left to
+# delete (seen on the real API, see the seeds' examples). They count as success only after an earlier
+# attempt whose answer was lost (see AlreadyDone); a first attempt that gets them still fails.
+ASSET_GONE = AlreadyDone(404, r"^asset not found$", answered("ok"))
+PROJECT_GONE = AlreadyDone(404, r"^project not found$", answered("ok"))
+NO_PARENT = AlreadyDone(200, r"does not have a parent project$", answered("ok"))
+COMMENT_GONE = AlreadyDone(404, r"^Couldn't find Comment with 'id'=", answered("comment deleted"))
+
+
 def body_of(model: type[RM], data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Validate ``data`` (None values mean "not given") with ``model`` and return the JSON body."""
     given = {key: value for key, value in data.items() if value is not None}
@@ -121,7 +135,8 @@ def update_asset(asset_id: Any, **fields: Any) -> ApiCall[Asset]:
 def asset_action(asset_id: Any, action: str, method: str = "POST") -> ApiCall[str]:
     """trash_bin / restore (POST) and the permanent DELETE (``action`` "")."""
     parts = ["assets", check_id("asset_id", asset_id)] + ([action] if action else [])
-    return ApiCall(method, path(*parts), text("ok"))
+    gone = (ASSET_GONE,) if method == "DELETE" and not action else ()
+    return ApiCall(method, path(*parts), text("ok"), already_done=gone)
 
 
 def assign(kind: str, item_id: Any, project_id: Any) -> ApiCall[str]:
@@ -135,7 +150,9 @@ def assign(kind: str, item_id: Any, project_id: Any) -> ApiCall[str]:
 
 
 def unassign(kind: str, item_id: Any) -> ApiCall[str]:
-    return ApiCall("DELETE", path(kind, check_id(f"{kind[:-1]}_id", item_id), "unassign"), text("ok"))
+    return ApiCall(
+        "DELETE", path(kind, check_id(f"{kind[:-1]}_id", item_id), "unassign"), text("ok"), already_done=(NO_PARENT,)
+    )
 
 
 def add_media(asset_id: Any, file_url: Any, filename: Any = None) -> ApiCall[str]:
@@ -153,10 +170,13 @@ def list_media(asset_id: Any, include_locations: bool = False) -> ApiCall[list[M
 
 
 def remove_media(asset_id: Any) -> ApiCall[Asset]:
-    # Answers 200 with the asset plus {"errors": {...}} when there was no media: that is a failure.
+    # Answers 200 with the asset plus {"errors": {...}} when there was no media: that is a failure,
+    # unless an earlier attempt whose answer was lost removed it (then the asset in the body is the answer).
+    parse = one("asset", Asset)
     return ApiCall(
-        "DELETE", path("assets", check_id("asset_id", asset_id), "media"), one("asset", Asset),
+        "DELETE", path("assets", check_id("asset_id", asset_id), "media"), parse,
         error_keys=("error", "errors"),
+        already_done=(AlreadyDone(200, r"^No media found on this asset\.?$", parse),),
     )
 
 
@@ -203,7 +223,7 @@ def comment(kind: str, item_id: Any, comment_id: Any, method: str = "GET", text_
     item = check_id(f"{kind[:-1]}_id", item_id)
     target = path(kind, item, "comments", check_id("comment_id", comment_id))
     if method == "DELETE":
-        return ApiCall("DELETE", target, text("ok"))
+        return ApiCall("DELETE", target, text("ok"), already_done=(COMMENT_GONE,))
     body = body_of(CommentBody, {"comment": text_}) if method == "POST" else None
     return ApiCall(method, target, one("comment", Comment), json=body, idempotent=method == "POST" or None)
 
@@ -296,7 +316,8 @@ def update_project(project_id: Any, **fields: Any) -> ApiCall[Project]:
 
 def project_action(project_id: Any, action: str, method: str = "POST") -> ApiCall[str]:
     parts = ["projects", check_id("project_id", project_id)] + ([action] if action else [])
-    return ApiCall(method, path(*parts), text("ok"))
+    gone = (PROJECT_GONE,) if method == "DELETE" and not action else ()
+    return ApiCall(method, path(*parts), text("ok"), already_done=gone)
 
 
 def list_subprojects(project_id: Any) -> ApiCall[list[Project]]:
@@ -356,10 +377,18 @@ def project_users(project_id: Any, everyone: bool = False) -> ApiCall[list[User]
 def project_member(project_id: Any, kind: str, member_id: Any, add: bool) -> ApiCall[str]:
     """Add or remove a user (``kind`` "users") or user group ("user_groups") of a project."""
     name = "user_id" if kind == "users" else "user_group_id"
+    member = check_id(name, member_id)
+    gone: tuple[AlreadyDone, ...] = ()
+    if not add:
+        # "User is not a member of this Project" / "User group with id 6 is not part of this Project"
+        label = "User" if kind == "users" else "User group"
+        gone = (AlreadyDone(400, r"^User (is not a member|group with id \S+ is not part) of this Project$",
+                            answered(f"{label} {member} was removed succesfully")),)
     return ApiCall(
         "POST" if add else "DELETE",
-        path("projects", check_id("project_id", project_id), kind, check_id(name, member_id)),
+        path("projects", check_id("project_id", project_id), kind, member),
         text("ok"),
+        already_done=gone,
     )
 
 

@@ -15,6 +15,8 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -499,6 +501,26 @@ def _uri_problem(uri: str) -> str | None:
     return None
 
 
+#: The deadline (epoch seconds) of the wait the current code runs for, if any: see request_deadline.
+_DEADLINE: ContextVar[float | None] = ContextVar("mediapocket_request_deadline", default=None)
+
+
+@contextmanager
+def request_deadline(deadline: float | None) -> Iterator[None]:
+    """Bound every Media Pocket request made inside the block (sync or async, in this context) by
+    ``deadline`` (epoch seconds): each request's timeout is at most the time left (with a short last
+    look once it has passed) and no retry starts that would wait past it. ``None`` lifts the bound.
+
+    A context variable, so it reaches the calls a wait makes through shared helpers (and the tasks
+    they start) without every hook method taking a parameter.
+    """
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
 @functools.cache
 def _ssl_context(verify: bool) -> ssl.SSLContext:
     """One TLS context per setting for the whole process: building one costs ~35 ms (CA bundle load),
@@ -873,11 +895,25 @@ class MediaPocketHook(BaseHook):
 
     # ---------------------------------------------------------------------------------- drivers
 
+    def _send_kwargs(self, step: Send) -> dict[str, Any]:
+        """``httpx`` request arguments for ``step``: a redirect target replaces path and query, and a
+        deadline shortens the timeout of every phase (connect, read, write, pool) to the time left."""
+        call = step.call
+        kwargs: dict[str, Any] = {"json": call.json, "params": None if step.url else call.params}
+        if step.timeout is not None:
+            configured = self._settings.timeout if self._settings is not None else DEFAULT_TIMEOUT
+            kwargs["timeout"] = httpx.Timeout(min(configured, step.timeout))
+        return kwargs
+
     @_reauthenticating
-    def _run(self, call: ApiCall[T]) -> T:
-        """Send ``call`` with the sync client, retrying as the shared policy says."""
+    def _run(self, call: ApiCall[T], deadline: float | None = None) -> T:
+        """Send ``call`` with the sync client, retrying as the shared policy says.
+
+        ``deadline`` (epoch seconds; default: the one set with :func:`request_deadline`) bounds every
+        request and retry wait by the time left.
+        """
         client = self.get_client()
-        steps = exchange(call, self.policy)
+        steps = exchange(call, self.policy, deadline if deadline is not None else _DEADLINE.get())
         outcome: Any = None
         try:
             while True:
@@ -889,17 +925,17 @@ class MediaPocketHook(BaseHook):
                 assert isinstance(step, Send)
                 self.log.debug("Media Pocket request %s", call.describe())
                 try:
-                    outcome = client.request(call.method, call.path, json=call.json, params=call.params)
+                    outcome = client.request(call.method, step.url or call.path, **self._send_kwargs(step))
                 except httpx.TransportError as exc:
                     outcome = exc
         except StopIteration as done:
             return cast(T, done.value)
 
     @_areauthenticating
-    async def _arun(self, call: ApiCall[T]) -> T:
+    async def _arun(self, call: ApiCall[T], deadline: float | None = None) -> T:
         """Send ``call`` with the async client: the same exchange as :meth:`_run`, never blocking."""
         client = await self.aget_client()
-        steps = exchange(call, self.policy)
+        steps = exchange(call, self.policy, deadline if deadline is not None else _DEADLINE.get())
         outcome: Any = None
         try:
             while True:
@@ -911,13 +947,13 @@ class MediaPocketHook(BaseHook):
                 assert isinstance(step, Send)
                 self.log.debug("Media Pocket request %s", call.describe())
                 try:
-                    outcome = await client.request(call.method, call.path, json=call.json, params=call.params)
+                    outcome = await client.request(call.method, step.url or call.path, **self._send_kwargs(step))
                 except httpx.TransportError as exc:
                     outcome = exc
         except StopIteration as done:
             return cast(T, done.value)
 
-    def _drive(self, plan: Plan[T]) -> T:
+    def _drive(self, plan: Plan[T], deadline: float | None = None) -> T:
         """Run a multi-call plan (a generator of calls) with the sync client."""
         value: Any = None
         error: MediaPocketError | None = None
@@ -927,11 +963,11 @@ class MediaPocketHook(BaseHook):
             except StopIteration as done:
                 return cast(T, done.value)
             try:
-                value, error = self._run(call), None
+                value, error = self._run(call, deadline), None
             except MediaPocketError as exc:
                 value, error = None, exc
 
-    async def _adrive(self, plan: Plan[T]) -> T:
+    async def _adrive(self, plan: Plan[T], deadline: float | None = None) -> T:
         """Run a multi-call plan with the async client."""
         value: Any = None
         error: MediaPocketError | None = None
@@ -941,7 +977,7 @@ class MediaPocketHook(BaseHook):
             except StopIteration as done:
                 return cast(T, done.value)
             try:
-                value, error = await self._arun(call), None
+                value, error = await self._arun(call, deadline), None
             except MediaPocketError as exc:
                 value, error = None, exc
 

@@ -3,9 +3,11 @@
 Async all the way: the connection is read with ``aget_connection`` and every call goes through the
 hook's ``httpx.AsyncClient``. Each poll checks the status first and the deadline second (a run that
 finished just before the deadline is a success, not a timeout). Deadlines are wall-clock epoch seconds,
-so they survive a triggerer restart. Transient failures (5xx, 429, network) that outlast the hook's own
-retries are logged and polled again; they never end the wait. Events are plain JSON:
-``{"status": "success" | "failed" | "timeout" | "error", "message": ..., <ids>, <object>}``.
+so they survive a triggerer restart, and every request of a poll is bounded by the time left before it.
+Transient failures (429, 5xx, timeouts, resets) that outlast the hook's own retries are logged and
+polled again; a permanent one (connection refused, unresolvable host, TLS error, a body that is not
+the API's JSON, any 4xx) ends the wait at once with an ``error`` event that names the cause.
+Events are plain JSON: ``{"status": "success" | "failed" | "timeout" | "error", "message": ..., <ids>, <object>}``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent  # type: ignore[attr
 
 from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocketError
 from airflow_provider_mediapocket.hooks import _api
-from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook, request_deadline
 from airflow_provider_mediapocket.triggers import _shared
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
@@ -107,11 +109,17 @@ class _MediaPocketPollingTrigger(BaseTrigger):
             while True:
                 self._tick = math.floor(time.time() / self._interval)
                 try:
-                    payload = await self.check(hook)
+                    # Every request of this poll is bounded by the wait's own deadline, so that a slow
+                    # answer cannot carry the wait a whole request timeout past it.
+                    with request_deadline(self.end_time):
+                        payload = await self.check(hook)
                 except TRANSIENT_ERRORS as exc:
+                    # 429, 5xx, timeouts, resets: they say nothing about what we wait for.
                     self.log.warning("Transient Media Pocket error, polling again: %s", exc)
                     payload = None
                 except MediaPocketError as exc:
+                    # Permanent (refused, DNS, TLS, a body that is not the API's, 4xx): waiting cannot
+                    # help, so end now with the cause instead of at the deadline.
                     yield self._event("error", str(exc), error_type=type(exc).__name__)
                     return
                 if payload is not None:

@@ -170,7 +170,7 @@ def test_non_json_success_body_is_a_server_error(hook: MediaPocketHook) -> None:
 @respx.mock
 def test_unexpected_shape_is_a_server_error(hook: MediaPocketHook) -> None:
     respx.get("http://mp.test/api/v2/assets/a1").mock(return_value=json_response(200, {"surprise": 1}))
-    with pytest.raises(MediaPocketServerError, match="unexpected body: KeyError"):
+    with pytest.raises(MediaPocketServerError, match=r"\(application/json\) with a body of an unexpected shape: KeyError"):
         hook.get_asset("a1")
 
 
