@@ -11,6 +11,9 @@ DEFAULT_CONN_ID = "mediapocket_default"
 
 _PKG = "airflow_provider_mediapocket"
 
+#: The project's page (its README) on the package index: the Providers page links to it.
+DOCUMENTATION_URL = "https://pypi.org/project/airflow-provider-mediapocket/"
+
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
@@ -20,6 +23,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Media Pocket digital asset management (DAM) API v2: assets, media, projects "
         "and DAG actions, with deferrable waits.",
         "versions": [__version__],
+        "documentation-url": DOCUMENTATION_URL,
         "integrations": [
             {
                 "integration-name": "Media Pocket",
@@ -56,6 +60,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries of a transient failure (429, 5xx, network). Default 3.",
                         "schema": {"type": ["integer", "null"], "minimum": 0, "default": 3},
                     },
+                    "ui_base_url": {
+                        "label": "UI base URL",
+                        "description": "Where the extra links point (an absolute http(s) URL). "
+                        "Default: the Base URL.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "retry_backoff": {
                         "label": "Retry backoff (seconds)",
                         "description": "First retry delay; doubles each retry, capped at 30 s, with jitter.",
@@ -63,7 +73,9 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["login"],
+                    # Port is hidden: the Base URL carries it (http://127.0.0.1:8765). Airflow 3.3.2's form
+                    # sends an empty Port as 0, which its own API rejects ("Bad Request" on Test).
+                    "hidden-fields": ["login", "port"],
                     "relabeling": {
                         "host": "Base URL",
                         "password": "API Key",
@@ -73,7 +85,6 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "https://tryme.mediapocket.fi",
                         "password": "Media Pocket API key (profile settings > API keys)",
                         "schema": "https",
-                        "port": "443",
                     },
                 },
             }

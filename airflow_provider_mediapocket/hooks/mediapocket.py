@@ -66,6 +66,13 @@ class ConnectionSettings:
     verify_ssl: bool = True
     retry_limit: int = DEFAULT_RETRY_LIMIT
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
+    #: Extra ``ui_base_url``: where the operators' extra links point; ``None`` means :attr:`base_url`.
+    ui_base_url: str | None = None
+
+    @property
+    def ui_url(self) -> str:
+        """The base of the extra links' URLs: ``ui_base_url`` if set, else the API's base URL."""
+        return self.ui_base_url or self.base_url
 
 
 def _number(conn_id: str, name: str, value: Any, *, integer: bool = False, minimum: float = 0.0) -> Any:
@@ -128,6 +135,24 @@ def build_base_url(conn_id: str, host: str | None, schema: str | None, port: int
     return f"{parts.scheme}://{netloc}{base_path}"
 
 
+def parse_ui_base_url(conn_id: str, value: Any) -> str | None:
+    """Extra ``ui_base_url``: an absolute http(s) URL (trailing slash dropped), or ``None`` when unset."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MediaPocketConfigError(
+            f"Media Pocket connection {conn_id!r}: extra 'ui_base_url' must be an absolute http(s) URL such as "
+            f"https://tryme.mediapocket.fi (got {value!r})"
+        )
+    if parts.username or parts.password:
+        # The links land in XCom and the UI: a credential in them would leak.
+        raise MediaPocketConfigError(
+            f"Media Pocket connection {conn_id!r}: extra 'ui_base_url' must not contain credentials"
+        )
+    return value.strip().rstrip("/")
+
+
 def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any]) -> ConnectionSettings:
     """Read base URL, API key and extras from an Airflow connection; hook arguments win over extras."""
     api_key = (conn.password or "").strip()
@@ -144,6 +169,7 @@ def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any])
         verify_ssl=_boolean(conn_id, "verify_ssl", merged.get("verify_ssl", True)),
         retry_limit=_number(conn_id, "retry_limit", merged.get("retry_limit", DEFAULT_RETRY_LIMIT), integer=True),
         retry_backoff=_number(conn_id, "retry_backoff", merged.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
+        ui_base_url=parse_ui_base_url(conn_id, extras.get("ui_base_url")),
     )
 
 

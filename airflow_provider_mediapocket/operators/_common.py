@@ -71,10 +71,10 @@ class MediaPocketMixin:
         context["ti"].xcom_push(key=key, value=url)
 
     def asset_url(self, asset_id: str) -> str:
-        return f"{self.hook.get_settings().base_url}/assets/{asset_id}"
+        return f"{self.hook.get_settings().ui_url}/assets/{asset_id}"
 
     def run_url(self, asset_id: str, run_id: str | int) -> str:
-        return f"{self.hook.get_settings().base_url}/assets/{asset_id}/dag_action_runs/{run_id}"
+        return f"{self.hook.get_settings().ui_url}/assets/{asset_id}/dag_action_runs/{run_id}"
 
     def log_run_messages(self, messages: list[str], run_id: Any) -> None:
         for message in messages:
