@@ -150,7 +150,7 @@ def parse_ui_base_url(conn_id: str, value: Any) -> str | None:
         raise MediaPocketConfigError(
             f"Media Pocket connection {conn_id!r}: extra 'ui_base_url' must not contain credentials"
         )
-    return value.strip().rstrip("/")
+    return str(value).strip().rstrip("/")
 
 
 def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any]) -> ConnectionSettings:

@@ -124,7 +124,7 @@ def test_pages_escape_every_value(sandbox: MediaPocketSandbox) -> None:
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quotes&quot;" in page
     run = sandbox.state.start_run(asset["id"], 1)
     with sandbox.state.lock:
-        sandbox.state._runs[int(run["id"])]["messages"].append(  # noqa: SLF001 - a message with markup
+        sandbox.state._runs[int(run["id"])]["messages"].append(
             {"id": 999, "message": "<img src=x onerror=alert(1)>", "created_at": "2026-01-01T00:00:00.000Z"}
         )
     run_page = httpx.get(f"{sandbox.base_url}/assets/{asset['id']}/dag_action_runs/{run['id']}").text
