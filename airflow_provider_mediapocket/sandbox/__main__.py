@@ -11,7 +11,6 @@ from types import FrameType
 from airflow_provider_mediapocket.sandbox.server import DEFAULT_API_KEY, MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox.state import FaultConfig
 
-
 DESCRIPTION = """\
 A local Media Pocket API v2 server for development and tests, no account needed. It answers every
 documented endpoint under /api/v2/ (status codes and error texts as the real API), runs media
