@@ -73,18 +73,21 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    # Port is hidden: the Base URL carries it (http://127.0.0.1:8765). Airflow 3.3.2's form
-                    # sends an empty Port as 0, which its own API rejects ("Bad Request" on Test).
-                    "hidden-fields": ["login", "port"],
+                    # Port stays visible: Airflow 3.3.2's Test button (in the connection list) sends a
+                    # stored empty Port as 0, and its API then answers "Bad Request" (host or port differs
+                    # from the stored connection). A filled-in Port avoids that; hiding it would not.
+                    "hidden-fields": ["login"],
                     "relabeling": {
                         "host": "Base URL",
                         "password": "API Key",
                         "schema": "Scheme (http or https)",
+                        "port": "Port (fill in for Test on Airflow 3.3.2)",
                     },
                     "placeholders": {
                         "host": "https://tryme.mediapocket.fi",
                         "password": "Media Pocket API key (profile settings > API keys)",
                         "schema": "https",
+                        "port": "443 for https, 80 for http, or the port in the Base URL",
                     },
                 },
             }

@@ -115,6 +115,6 @@ def test_constructor_does_no_io_and_repr_hides_the_key(monkeypatch: pytest.Monke
 def test_ui_field_behaviour_matches_provider_info() -> None:
     behaviour = MediaPocketHook.get_ui_field_behaviour()
     declared = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-    assert behaviour["hidden_fields"] == declared["hidden-fields"] == ["login", "port"]
+    assert behaviour["hidden_fields"] == declared["hidden-fields"] == ["login"]
     assert behaviour["relabeling"]["host"] == "Base URL"
     assert behaviour["relabeling"]["password"] == "API Key"

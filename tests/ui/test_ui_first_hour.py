@@ -21,17 +21,23 @@ def _conn_type() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- item 1: Port
-def test_port_field_is_hidden_and_has_no_placeholder() -> None:
-    """Airflow 3.3.2's form sends an empty Port as 0 and its API answers "Bad Request": the form hides Port."""
+def test_port_field_asks_to_be_filled_in_for_test_on_3_3_2() -> None:
+    """Airflow 3.3.2's Test button sends a stored empty Port as 0 and its API answers "Bad Request"; hiding
+    the field does not help (the list's Test sends ``Number(null)``), a filled-in Port does: the form says so."""
     behaviour = _conn_type()["ui-field-behaviour"]
-    assert "port" in behaviour["hidden-fields"]
-    assert "port" not in behaviour["placeholders"]
-    assert MediaPocketHook.get_ui_field_behaviour()["hidden_fields"] == ["login", "port"]
+    assert "port" not in behaviour["hidden-fields"]
+    assert "3.3.2" in behaviour["relabeling"]["port"]
+    assert "443" in behaviour["placeholders"]["port"]
 
 
-def test_port_in_the_base_url_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("host", "port"), [("http://127.0.0.1:8765", 0), ("http://127.0.0.1:8765", 8765),
+                                            ("http://127.0.0.1", 8765)])
+def test_port_zero_or_repeated_in_the_base_url_is_harmless(
+    monkeypatch: pytest.MonkeyPatch, host: str, port: int
+) -> None:
+    """What the 3.3.2 form stores or sends (port 0, or the Base URL's own port again) gives the same URL."""
     monkeypatch.setenv("AIRFLOW_CONN_MP", json.dumps({
-        "conn_type": "mediapocket", "host": "http://127.0.0.1:8765", "password": "k", "port": 0,
+        "conn_type": "mediapocket", "host": host, "password": "k", "port": port,
     }))
     assert MediaPocketHook("mp").get_settings().base_url == "http://127.0.0.1:8765"
 
