@@ -210,6 +210,13 @@ def _server_message(body: Any) -> str | None:
     return None
 
 
+# What a status means for the user, where the bare status would leave them guessing.
+_STATUS_TEXT = {
+    401: "Media Pocket {call} failed: the API key was rejected (HTTP {status}: {message}); set a valid key in "
+         "the API Key field of the Airflow connection (Admin > Connections)",
+}
+
+
 def parse_body(call: ApiCall[Any], response: httpx.Response) -> Any:
     """The JSON body of a successful answer, or the right MediaPocketError for a failed one."""
     status = response.status_code
@@ -229,7 +236,8 @@ def parse_body(call: ApiCall[Any], response: httpx.Response) -> Any:
         )
         cls = _STATUS_ERRORS.get(status, MediaPocketServerError if status >= 500 else MediaPocketError)
         exc = cls(
-            f"Media Pocket {call.describe()} failed with HTTP {status}: {message}",
+            _STATUS_TEXT.get(status, "Media Pocket {call} failed with HTTP {status}: {message}").format(
+                call=call.describe(), status=status, message=message),
             status=status, method=call.method, path=call.path, server_message=message, body=body,
         )
         if isinstance(exc, MediaPocketRateLimitError):

@@ -245,7 +245,7 @@ def test_create_asset_rerun_with_same_external_id_in_project_reuses_it(
     assert result2["id"] == result1["id"]
     assert result2["external_id"] == "ext-42"
     assert len(new_assets(sandbox, before)) == 1
-    assert any("already exists" in e["event"] for e in logs if e["log_level"] == "warning")
+    assert any("already exists" in e["event"] for e in logs if e["log_level"] == "info")
 
 
 def test_create_asset_external_id_taken_outside_the_project_still_fails(
