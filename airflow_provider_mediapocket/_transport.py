@@ -211,9 +211,9 @@ def _server_message(body: Any) -> str | None:
 
 
 # What a status means for the user, where the bare status would leave them guessing.
-_STATUS_TEXT = {
-    401: "Media Pocket {call} failed: the API key was rejected (HTTP {status}: {message}); set a valid key in "
-         "the API Key field of the Airflow connection (Admin > Connections)",
+_STATUS_HINTS = {
+    401: "the API key was rejected: set a valid key in the API Key field of the Airflow connection "
+         "(Admin > Connections)",
 }
 
 
@@ -235,9 +235,9 @@ def parse_body(call: ApiCall[Any], response: httpx.Response) -> Any:
             response.reason_phrase or "error"
         )
         cls = _STATUS_ERRORS.get(status, MediaPocketServerError if status >= 500 else MediaPocketError)
+        hint = f" -- {_STATUS_HINTS[status]}" if status in _STATUS_HINTS else ""
         exc = cls(
-            _STATUS_TEXT.get(status, "Media Pocket {call} failed with HTTP {status}: {message}").format(
-                call=call.describe(), status=status, message=message),
+            f"Media Pocket {call.describe()} failed with HTTP {status}: {message}{hint}",
             status=status, method=call.method, path=call.path, server_message=message, body=body,
         )
         if isinstance(exc, MediaPocketRateLimitError):
