@@ -102,8 +102,10 @@ def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
             description="The media to ingest, as JSON: a list of objects with title, file_url, external_id "
             "and optional tags, description, category, filename",
         ),
-        "project_title": Param("Daily ingest", type="string"),
-        "dag_action_name": Param("Transcode", type="string"),
+        "project_title": Param("Daily ingest", type="string", minLength=1, title="Project title",
+                               description="The project the assets go to; created on first use"),
+        "dag_action_name": Param("Transcode", type="string", minLength=1, title="DAG action name",
+                                 description="The Media Pocket DAG action started on every asset, e.g. Transcode"),
     },
 )
 def mediapocket_ingest() -> None:

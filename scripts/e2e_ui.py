@@ -273,7 +273,7 @@ def open_task(ui: Session, run_id: str, report: list[str]) -> None:
 
 def check_log(ui: Session, asset_id: str, dag_run_id: str, report: list[str]) -> None:
     page = ui.page
-    page.get_by_role("tab", name="Logs").click()
+    page.get_by_text("Logs", exact=True).first.click()
     last = f"DAG action run {dag_run_id}: {RUN_MESSAGES[-1]}"
     page.get_by_text(last).first.wait_for(timeout=UI_TIMEOUT_MS)
     text = page.locator("body").inner_text()
@@ -289,7 +289,7 @@ def check_log(ui: Session, asset_id: str, dag_run_id: str, report: list[str]) ->
 
 def check_links(ui: Session, context: Any, asset_id: str, dag_run_id: str, report: list[str]) -> None:
     page = ui.page
-    page.get_by_role("tab", name="Details").click()
+    page.get_by_text("Details", exact=True).first.click()
     page.get_by_text("Extra Links").first.wait_for()
     ui.shot("task-details-extra-links")
     expected = {

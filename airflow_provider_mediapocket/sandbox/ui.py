@@ -17,7 +17,8 @@ from airflow_provider_mediapocket.sandbox.state import ApiError, SandboxState
 
 ASSET_PAGE = re.compile(r"/assets/(?P<id>[^/]+)/?")
 RUN_PAGE = re.compile(r"/assets/(?P<id>[^/]+)/dag_action_runs/(?P<run>[^/]+)/?")
-ASSET_FIELDS = ("id", "title", "status", "media_type", "external_id", "original_filename", "tags", "created_at")
+ASSET_FIELDS = ("id", "title", "status", "media_type", "external_id", "original_filename", "tags", "project_id",
+                "created_date")
 
 
 def _e(value: Any) -> str:
