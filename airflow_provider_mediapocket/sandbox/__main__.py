@@ -19,7 +19,8 @@ processing and DAG action runs on timers, and serves read-only HTML pages at /as
 memory and lost when it stops (Ctrl-C or SIGTERM).
 
 Point an Airflow connection at it (conn type mediapocket): Base URL http://127.0.0.1:8765 (with the
-port), API Key sandbox-api-key (or the --api-key you chose).
+port), API Key sandbox-api-key (or the --api-key you chose), and on Airflow 3.3.2 Port 8765 too (its
+Test button needs it).
 """
 
 EPILOG = """\

@@ -146,3 +146,19 @@ def test_unknown_asset_or_run_page_is_a_404_page(sandbox: MediaPocketSandbox) ->
     assert missing_run.status_code == 404 and "dag action run not found" in missing_run.text
     assert httpx.post(f"{sandbox.base_url}/assets/{asset['id']}").status_code == 404  # read-only
     assert httpx.get(f"{sandbox.base_url}/elsewhere").json() == {"error": "Not found"}
+
+
+# ------------------------------------------------------------------------------------- item 8: sandbox CLI
+def test_sandbox_cli_help_explains_every_option_and_the_default_key() -> None:
+    from airflow_provider_mediapocket.sandbox.__main__ import build_parser
+    from airflow_provider_mediapocket.sandbox.server import DEFAULT_API_KEY
+
+    parser = build_parser()
+    options = [action for action in parser._actions if action.option_strings and action.dest != "help"]
+    assert {action.dest for action in options} >= {"host", "port", "api_key", "media_processing_seconds",
+                                                     "dag_action_run_seconds", "latency", "fault_rate", "seed"}
+    for action in options:
+        assert action.help and len(action.help) > 20, action.dest
+    assert parser.get_default("api_key") == DEFAULT_API_KEY == MediaPocketSandbox().api_key == "sandbox-api-key"
+    text = parser.format_help()
+    assert "/assets/<id>" in text and DEFAULT_API_KEY in text and "Port" in text
