@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-smoke e2e clean
+.PHONY: install demo test lint typecheck unit bench bench-smoke e2e e2e-ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: lint typecheck unit
 # real triggerer. About 1.5 minutes.
 e2e: $(STAMP)
 	$(PY) -m pytest -m deployment -rP tests/deployment
+
+# The first hour in the Airflow UI, in a real browser: the sandbox and a real deployment on loopback, then
+# Chromium (Debian's, installed when missing) driven by Playwright (the `ui` extra, installed when missing)
+# adds the connection in the form, tests it, triggers mediapocket_ingest and follows the extra links.
+# Screenshots in build/e2e-ui/. About 2-3 minutes.
+e2e-ui: $(STAMP)
+	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet -e '.[dev,ui]'
+	$(PY) scripts/e2e_ui.py
 
 # Benchmarks print ratios against baselines measured in the same run and write bench/results.json.
 # A missed target prints FAIL but does not fail the command; a crash does.

@@ -11,6 +11,9 @@ DEFAULT_CONN_ID = "mediapocket_default"
 
 _PKG = "airflow_provider_mediapocket"
 
+#: The project's page (its README) on the package index: the Providers page links to it.
+DOCUMENTATION_URL = "https://pypi.org/project/airflow-provider-mediapocket/"
+
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
@@ -20,6 +23,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Media Pocket digital asset management (DAM) API v2: assets, media, projects "
         "and DAG actions, with deferrable waits.",
         "versions": [__version__],
+        "documentation-url": DOCUMENTATION_URL,
         "integrations": [
             {
                 "integration-name": "Media Pocket",
@@ -56,6 +60,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries of a transient failure (429, 5xx, network), 0 to 20. Default 3.",
                         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20, "default": 3},
                     },
+                    "ui_base_url": {
+                        "label": "UI base URL",
+                        "description": "Where the extra links point (an absolute http(s) URL). "
+                        "Default: the Base URL.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "retry_backoff": {
                         "label": "Retry backoff (seconds)",
                         "description": "First retry delay, 0 to 300; doubles each retry, capped at 30 s, with jitter.",
@@ -63,17 +73,21 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
+                    # Port stays visible: Airflow 3.3.2's Test button (in the connection list) sends a
+                    # stored empty Port as 0, and its API then answers "Bad Request" (host or port differs
+                    # from the stored connection). A filled-in Port avoids that; hiding it would not.
                     "hidden-fields": ["login"],
                     "relabeling": {
                         "host": "Base URL",
                         "password": "API Key",
                         "schema": "Scheme (http or https)",
+                        "port": "Port (fill in for Test on Airflow 3.3.2)",
                     },
                     "placeholders": {
                         "host": "https://tryme.mediapocket.fi",
                         "password": "Media Pocket API key (profile settings > API keys)",
                         "schema": "https",
-                        "port": "443",
+                        "port": "443 for https, 80 for http, or the port in the Base URL",
                     },
                 },
             }

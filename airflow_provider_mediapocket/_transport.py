@@ -440,6 +440,13 @@ def _server_message(body: Any) -> str | None:
     return None
 
 
+# What a status means for the user, where the bare status would leave them guessing.
+_STATUS_HINTS = {
+    401: "the API key was rejected: set a valid key in the API Key field of the Airflow connection "
+         "(Admin > Connections)",
+}
+
+
 def parse_body(call: ApiCall[Any], response: httpx.Response) -> Any:
     """The JSON body of a successful answer, or the right MediaPocketError for a failed one."""
     status = response.status_code
@@ -460,8 +467,9 @@ def parse_body(call: ApiCall[Any], response: httpx.Response) -> Any:
             response.reason_phrase or "error"
         )
         cls = _STATUS_ERRORS.get(status, MediaPocketServerUnavailableError if status >= 500 else MediaPocketError)
+        hint = f" -- {_STATUS_HINTS[status]}" if status in _STATUS_HINTS else ""
         exc = cls(
-            f"Media Pocket {call.describe()} failed with HTTP {status}: {message}",
+            f"Media Pocket {call.describe()} failed with HTTP {status}: {message}{hint}",
             status=status, method=call.method, path=call.path, server_message=message, body=body,
         )
         if isinstance(exc, MediaPocketRateLimitError):

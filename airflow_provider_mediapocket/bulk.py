@@ -47,16 +47,17 @@ class ItemResult:
         return asdict(self)
 
 
-def validate_items(items: Any, project_id: Any = None) -> list[dict[str, Any]]:
-    """Check every item before anything is sent; errors name the item and the parameter."""
+def validate_items(items: Any, project_id: Any = None, *, name: str = "items") -> list[dict[str, Any]]:
+    """Check every item before anything is sent; errors name the item and the parameter
+    (``<name>[<index>].<field>``, ``name`` being what the caller calls the list, e.g. a DAG's param)."""
     if isinstance(items, Mapping) or not isinstance(items, Iterable) or isinstance(items, (str, bytes)):
         raise MediaPocketValidationError(
-            f"Invalid parameter 'items': must be a list of dicts (got {type(items).__name__})"
+            f"Invalid parameter '{name}': must be a list of dicts (got {type(items).__name__})"
         )
     checked: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        where = f"items[{index}]"
+        where = f"{name}[{index}]"
         if not isinstance(item, Mapping):
             raise MediaPocketValidationError(
                 f"Invalid parameter '{where}': must be a dict (got {type(item).__name__})"  # a str may be a URL
@@ -82,7 +83,7 @@ def validate_items(items: Any, project_id: Any = None) -> list[dict[str, Any]]:
         external_id = str(item["external_id"])
         if external_id in seen:
             raise MediaPocketValidationError(
-                f"Invalid parameter '{where}.external_id': {external_id!r} repeats items[{seen[external_id]}]"
+                f"Invalid parameter '{where}.external_id': {external_id!r} repeats {name}[{seen[external_id]}]"
             )
         seen[external_id] = index
         checked.append(dict(item))

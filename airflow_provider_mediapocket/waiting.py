@@ -68,9 +68,35 @@ def new_messages(run: DagActionRun, seen: int) -> list[str]:
     return [message.message or "" for message in run.dag_action_run_messages[seen:]]
 
 
-def run_summary(run: DagActionRun, asset_id: str) -> str:
+def message_lines(run: DagActionRun, seen: int) -> list[str]:
+    """The log lines of the run's messages after the first ``seen``: ``DAG action run <id>: <text> (at <time>)``,
+    with the message's own time, since the log line's time is when it was seen (a poll later, or on resume)."""
+    lines = []
+    for message in run.dag_action_run_messages[seen:]:
+        when = f" (at {message.created_at})" if message.created_at else ""
+        lines.append(f"DAG action run {run.id}: {message.message or ''}{when}")
+    return lines
+
+
+def run_name(run: DagActionRun, asset_id: str) -> str:
+    """``Transcode run 4 on asset X``: what the run is, without its status."""
     name = run.dag_action.name if run.dag_action and run.dag_action.name else "DAG action"
-    return f"{name!s} run {run.id} on asset {asset_id} is {run.status}"
+    return f"{name!s} run {run.id} on asset {asset_id}"
+
+
+def run_summary(run: DagActionRun, asset_id: str) -> str:
+    """``Transcode run 4 on asset X has status 'running'``: reads right whatever the (free-form) status is."""
+    return f"{run_name(run, asset_id)} has status {run.status!r}"
+
+
+def started_line(run: DagActionRun, asset_id: str) -> str:
+    """The log line after a start: ``Started Transcode run 4 on asset X (status 'running')``."""
+    return f"Started {run_name(run, asset_id)} (status {run.status!r})"
+
+
+def success_message(run: DagActionRun, asset_id: str) -> str:
+    """``Transcode run 4 on asset X finished with status 'completed'``."""
+    return f"{run_name(run, asset_id)} finished with status {run.status!r}"
 
 
 KNOWN_RUNNING_STATUSES = frozenset({"running", "queued", "pending"})
@@ -91,7 +117,7 @@ def failure_message(run: DagActionRun, asset_id: str) -> str:
     """The error text of a failed run: its status and every message of the run."""
     messages = [message.message or "" for message in run.dag_action_run_messages]
     detail = "; ".join(messages) if messages else "no messages"
-    return f"{run_summary(run, asset_id)}. Run messages: {detail}"
+    return f"{run_name(run, asset_id)} failed with status {run.status!r}. Run messages: {detail}"
 
 
 AssetOutcome = Literal["ready", "waiting", "failed"]

@@ -231,15 +231,20 @@ def bench_triggers(assets: int, runs_per_asset: int, finish_within: float, inter
             )
             cpu = time.thread_time() - cpu_start
             requests = sum(1 for r in sandbox.requests if r.path.endswith("/dag_action_runs"))
-            latencies = [at - max(finished_at(event["run"]), started) for at, event in done]
-            statuses = {event["run"]["status"] for _, event in done}
+            final_runs = sandbox.state.runs  # the trigger's events carry ids and status, not the run
+
+            def run_of(event: dict[str, Any], final_runs: dict[int, Any] = final_runs) -> dict[str, Any]:
+                return dict(event.get("run") or final_runs[int(event["dag_action_run_id"])])
+
+            latencies = [at - max(finished_at(run_of(event)), started) for at, event in done]
+            statuses = {run_of(event)["status"] for _, event in done}
             assert statuses == {"completed"}, statuses
             # "One request per trigger per interval": every trigger polling each interval of the wait
             # (the window from the start to the last event); and, stricter, each only until its own run
             # was seen finished.
             window = max(at for at, _ in done) - started
             per_interval = len(done) * (math.floor(window / interval) + 1)
-            until_own = sum(int(max(finished_at(event["run"]) - started, 0) // interval) + 1 for _, event in done)
+            until_own = sum(int(max(finished_at(run_of(event)) - started, 0) // interval) + 1 for _, event in done)
             variants[variant] = {
                 "cpu": cpu, "requests": requests, "per_interval": per_interval, "until_own": until_own,
                 "p99": sorted(latencies)[int(0.99 * (len(latencies) - 1))],

@@ -1,13 +1,30 @@
 """Scheduled Media Pocket ingest: a manifest of media becomes processed, transcoded assets in a project.
 
-For each manifest item (dynamic task mapping): create the asset in the project with its media, wait
-until Media Pocket has processed the media, start a DAG action by name and wait for its run. A final
-task summarises what happened. Re-running is safe: every item carries an ``external_id``, so an asset
-that already exists in the project is picked up instead of created again, and task retries re-attach
-to what the failed try created.
+**What it does.** Daily (or when triggered), for each item of the `manifest` param (dynamic task
+mapping, one mapped task instance per item, named after the item's title):
 
-Waits are deferrable when ``[operators] default_deferrable`` is true (they then run on the
-triggerer and free the worker slot). Set the ``mediapocket_default`` connection first.
+1. `ensure_project`: the project called `project_title`, created on first use;
+2. `manifest_items`: checks every item before anything is sent (a malformed item fails the run at once,
+   naming `manifest[i]` and the field, without retries);
+3. `create_asset`: creates the asset in the project with its media from `file_url`;
+4. `wait_for_media`: waits until Media Pocket has processed the media;
+5. `run_dag_action`: starts the DAG action `dag_action_name` and waits for its run (the run's messages go to
+   the task log; the "Media Pocket asset" and "DAG action run" buttons link to both);
+6. `summary`: prints a table of assets and runs and returns the counts.
+
+Re-running is safe: every item carries an `external_id`, so an asset that already exists in the project is
+picked up instead of created again, and task retries re-attach to what the failed try created.
+
+**Connection.** `mediapocket_default` (type *Media Pocket*): Base URL, API Key, and on Airflow 3.3.2 the
+Port too (for the Test button). The waits are deferrable when `[operators] default_deferrable` is true:
+they then run on the triggerer and free the worker slot.
+
+**Params.**
+
+- `manifest`: a list of items `{"title", "file_url", "external_id", "tags"?, "description"?,
+  "category"?, "filename"?}` (edited as JSON in the trigger form);
+- `project_title`: the project the assets go to (default "Daily ingest");
+- `dag_action_name`: the DAG action to start on every asset (default "Transcode").
 """
 
 from __future__ import annotations
@@ -18,6 +35,8 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
+from airflow_provider_mediapocket.bulk import validate_items
+from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.operators.mediapocket import (
     MediaPocketCreateAssetOperator,
@@ -34,6 +53,38 @@ DEFAULT_MANIFEST = [
      "tags": ["podcast", "audio"], "external_id": "ingest-0003"},
 ]
 
+#: JSON schema of one manifest item: the trigger form edits the manifest as JSON and checks it against this.
+MANIFEST_ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["title", "file_url", "external_id"],
+    "additionalProperties": False,
+    "properties": {
+        "title": {"type": "string", "minLength": 1, "maxLength": 255, "description": "the asset's title"},
+        "file_url": {"type": "string", "minLength": 1, "description": "http(s) URL of the media"},
+        "external_id": {"type": "string", "minLength": 1,
+                        "description": "your id of the item: makes re-runs find the asset instead of duplicating it"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "description": {"type": "string"},
+        "category": {"type": "string"},
+        "filename": {"type": "string", "description": "default: the last segment of file_url"},
+    },
+}
+#: What the mapped tasks are called in the UI instead of 0, 1, 2: the item's title.
+ITEM_TITLE = "{{ task.title }}"
+CREATED_TITLE = "{{ (ti.xcom_pull(task_ids='create_asset', map_indexes=ti.map_index) or {}).get('title', '') }}"
+
+
+def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
+    """The CreateAsset arguments of every manifest item; a malformed item fails the task at once (no retry,
+    nothing sent) with an error naming ``manifest[i]`` and the field."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        items = validate_items(manifest, project_id, name="manifest")
+    except MediaPocketValidationError as exc:
+        raise AirflowFailException(str(exc)) from None
+    return [{**item, "tags": item.get("tags") or [], "project_id": project_id} for item in items]
+
 
 @dag(
     dag_id="mediapocket_ingest",
@@ -42,11 +93,19 @@ DEFAULT_MANIFEST = [
     catchup=False,
     max_active_runs=1,
     tags=["mediapocket", "example"],
+    doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     params={
-        "manifest": Param(DEFAULT_MANIFEST, type="array", description="Items: title, file_url, tags, external_id"),
-        "project_title": Param("Daily ingest", type="string"),
-        "dag_action_name": Param("Transcode", type="string"),
+        "manifest": Param(
+            DEFAULT_MANIFEST, type="array", items=MANIFEST_ITEM_SCHEMA, minItems=1,
+            title="Manifest",
+            description="The media to ingest, as JSON: a list of objects with title, file_url, external_id "
+            "and optional tags, description, category, filename",
+        ),
+        "project_title": Param("Daily ingest", type="string", minLength=1, title="Project title",
+                               description="The project the assets go to; created on first use"),
+        "dag_action_name": Param("Transcode", type="string", minLength=1, title="DAG action name",
+                                 description="The Media Pocket DAG action started on every asset, e.g. Transcode"),
     },
 )
 def mediapocket_ingest() -> None:
@@ -61,17 +120,8 @@ def mediapocket_ingest() -> None:
 
     @task
     def manifest_items(params: dict[str, Any], project_id: str) -> list[dict[str, Any]]:
-        """One set of CreateAsset arguments per manifest item."""
-        items = []
-        for number, item in enumerate(params["manifest"]):
-            missing = [key for key in ("title", "file_url", "external_id") if not item.get(key)]
-            if missing:
-                raise ValueError(f"manifest item {number} lacks {', '.join(missing)}: {item!r}")
-            items.append({
-                "title": item["title"], "file_url": item["file_url"], "tags": item.get("tags") or [],
-                "external_id": item["external_id"], "project_id": project_id,
-            })
-        return items
+        """One set of CreateAsset arguments per manifest item, every item checked first."""
+        return checked_manifest(params["manifest"], project_id)
 
     @task
     def asset_ids(assets: list[dict[str, Any]]) -> list[str]:
@@ -95,16 +145,18 @@ def mediapocket_ingest() -> None:
         return counts
 
     project = ensure_project()
-    created = MediaPocketCreateAssetOperator.partial(task_id="create_asset").expand_kwargs(
+    created = MediaPocketCreateAssetOperator.partial(
+        task_id="create_asset", map_index_template=ITEM_TITLE
+    ).expand_kwargs(
         manifest_items(project_id=project)
     )
     ids = asset_ids(created.output)
     processed = MediaPocketAssetSensor.partial(
-        task_id="wait_for_media", poke_interval=5, timeout=3600
+        task_id="wait_for_media", poke_interval=5, timeout=3600, map_index_template=CREATED_TITLE
     ).expand(asset_id=ids)
     runs = MediaPocketStartDagActionOperator.partial(
         task_id="run_dag_action", dag_action_name="{{ params.dag_action_name }}", poll_interval=5,
-        timeout=timedelta(hours=6),
+        timeout=timedelta(hours=6), map_index_template=CREATED_TITLE,
     ).expand(asset_id=ids)
     processed >> runs
     summary(processed.output, runs.output)

@@ -129,6 +129,13 @@ class ConnectionSettings:
     verify_ssl: bool = True
     retry_limit: int = DEFAULT_RETRY_LIMIT
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
+    #: Extra ``ui_base_url``: where the operators' extra links point; ``None`` means :attr:`base_url`.
+    ui_base_url: str | None = None
+
+    @property
+    def ui_url(self) -> str:
+        """The base of the extra links' URLs: ``ui_base_url`` if set, else the API's base URL."""
+        return self.ui_base_url or self.base_url
 
 
 def _short(value: Any) -> str:
@@ -278,6 +285,24 @@ def connection_extras(conn: Any, conn_id: str) -> dict[str, Any]:
     return value
 
 
+def parse_ui_base_url(conn_id: str, value: Any) -> str | None:
+    """Extra ``ui_base_url``: an absolute http(s) URL (trailing slash dropped), or ``None`` when unset."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MediaPocketConfigError(
+            f"Media Pocket connection {conn_id!r}: extra 'ui_base_url' must be an absolute http(s) URL such as "
+            f"https://tryme.mediapocket.fi (got {_short(redact_url(str(value)))})"
+        )
+    if parts.username or parts.password:
+        # The links land in XCom and the UI: a credential in them would leak.
+        raise MediaPocketConfigError(
+            f"Media Pocket connection {conn_id!r}: extra 'ui_base_url' must not contain credentials"
+        )
+    return str(value).strip().rstrip("/")
+
+
 def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any]) -> ConnectionSettings:
     """Read base URL, API key and extras from an Airflow connection; hook arguments win over extras.
 
@@ -310,6 +335,7 @@ def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any])
         verify_ssl=verify_ssl,
         retry_limit=int(values.get("retry_limit", DEFAULT_RETRY_LIMIT)),
         retry_backoff=float(values.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
+        ui_base_url=parse_ui_base_url(conn_id, extras.get("ui_base_url")),
     )
 
 

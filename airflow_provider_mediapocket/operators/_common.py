@@ -14,7 +14,7 @@ from airflow_provider_mediapocket.exceptions import (
     MediaPocketTimeoutError,
     MediaPocketValidationError,
 )
-from airflow_provider_mediapocket.waiting import Outcome, failure_message, new_messages, status_news
+from airflow_provider_mediapocket.waiting import Outcome, failure_message, message_lines, status_news
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -107,10 +107,10 @@ class MediaPocketMixin:
         context["ti"].xcom_push(key=key, value=url)
 
     def asset_url(self, asset_id: str) -> str:
-        return f"{self.hook.get_settings().base_url}/assets/{asset_id}"
+        return f"{self.hook.get_settings().ui_url}/assets/{asset_id}"
 
     def run_url(self, asset_id: str, run_id: str | int) -> str:
-        return f"{self.hook.get_settings().base_url}/assets/{asset_id}/dag_action_runs/{run_id}"
+        return f"{self.hook.get_settings().ui_url}/assets/{asset_id}/dag_action_runs/{run_id}"
 
     def log_run_messages(self, messages: list[str], run_id: Any) -> None:
         for message in messages:
@@ -123,19 +123,28 @@ class MediaPocketMixin:
         self._last_status = run.status
 
     def log_new_run_messages(self, run: DagActionRun, seen: int) -> int:
-        """Log the run's messages after the first ``seen``; return how many are logged now."""
-        self.log_run_messages(new_messages(run, seen), run.id)
-        return len(run.dag_action_run_messages)
+        """Log the run's messages after the first ``seen`` (with their own times); return how many are logged now."""
+        for line in message_lines(run, seen):
+            self.log.info(line)
+        return max(seen, len(run.dag_action_run_messages))
 
     def finish_run_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Turn a DagActionRunTrigger event into the task's result: log new messages, raise on failure."""
+        """Turn a DagActionRunTrigger event into the task's result; raise on failure.
+
+        The trigger logged the run's messages as it saw them (its log is part of the task log), so nothing
+        is logged again here. The event carries no run object (the "Trigger fired event" line prints it
+        whole): on success the final run is read once for the task's return value.
+        """
         if not isinstance(event, dict) or "status" not in event:
             raise MediaPocketError(f"Unexpected event from the Media Pocket trigger: {event!r}")
+        # An event from a trigger of an earlier version, deferred before an upgrade, still carries them.
         self.log_run_messages(list(event.get("new_messages") or []), event.get("dag_action_run_id"))
         status = event["status"]
         if status == "success":
             self.log.info(event.get("message", ""))
-            return dict(event["run"])
+            if isinstance(event.get("run"), dict):
+                return dict(event["run"])
+            return self.hook.get_dag_action_run(str(event["asset_id"]), event["dag_action_run_id"]).to_xcom()
         if status == "failed":
             raise MediaPocketRunFailedError(str(event.get("message")))
         if status == "timeout":

@@ -41,7 +41,8 @@ from airflow_provider_mediapocket.waiting import (
     classify_run,
     classify_status,
     normalise_statuses,
-    run_summary,
+    run_name,
+    started_line,
 )
 
 if TYPE_CHECKING:
@@ -206,7 +207,8 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
             return None
         asset = self.hook.find_project_asset(str(self.project_id), external_id=self.external_id)
         if asset is not None:
-            self.log.warning(
+            # The designed path of a daily re-run of the same manifest, not a problem: INFO.
+            self.log.info(
                 "An asset with external_id %r already exists in project %s (%s): using it instead of creating "
                 "another", self.external_id, self.project_id, asset.id,
             )
@@ -535,7 +537,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         action_id = self.resolve_dag_action_id(asset_id)
         run = self.hook.start_dag_action(asset_id, action_id)
         self._run = run
-        self.log.info("Started %s", run_summary(run, asset_id))
+        self.log.info(started_line(run, asset_id))
         self._push_links(context, asset_id, run.id)
         return str(run.id)
 
@@ -580,7 +582,8 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
                 self._defer(asset_id, external_id, deadline)
             if time.time() >= deadline:
                 raise MediaPocketTimeoutError(
-                    f"{run_summary(run, asset_id)} after waiting {self.run_timeout:g}s (timeout)"
+                    f"{run_name(run, asset_id)} did not finish within {self.run_timeout:g}s (timeout; last status "
+                    f"{run.status!r})"
                 )
             time.sleep(min(self.poll_interval, max(deadline - time.time(), 0)))
             try:

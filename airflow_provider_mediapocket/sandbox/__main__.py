@@ -8,23 +8,56 @@ import sys
 import threading
 from types import FrameType
 
-from airflow_provider_mediapocket.sandbox.server import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.server import DEFAULT_API_KEY, MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox.state import FaultConfig
+
+DESCRIPTION = """\
+A local Media Pocket API v2 server for development and tests, no account needed. It answers every
+documented endpoint under /api/v2/ (status codes and error texts as the real API), runs media
+processing and DAG action runs on timers, and serves read-only HTML pages at /assets/<id> and
+/assets/<id>/dag_action_runs/<run id> (where the operators' extra links point). Everything is kept in
+memory and lost when it stops (Ctrl-C or SIGTERM).
+
+Point an Airflow connection at it (conn type mediapocket): Base URL http://127.0.0.1:8765 (with the
+port), API Key sandbox-api-key (or the --api-key you chose), and on Airflow 3.3.2 Port 8765 too (its
+Test button needs it).
+"""
+
+EPILOG = """\
+example:
+  python -m airflow_provider_mediapocket.sandbox --port 8765 --media-processing-seconds 10
+  export AIRFLOW_CONN_MEDIAPOCKET_DEFAULT='{"conn_type": "mediapocket", "host": "http://127.0.0.1:8765", \
+"password": "sandbox-api-key"}'
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line options."""
+    """The command-line options, each explained in ``--help``."""
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_mediapocket.sandbox", description="Media Pocket API v2 sandbox"
+        prog="python -m airflow_provider_mediapocket.sandbox", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--api-key", default="sandbox-api-key")
-    parser.add_argument("--media-processing-seconds", type=float, default=2.0)
-    parser.add_argument("--dag-action-run-seconds", type=float, default=5.0)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds every request waits (network stand-in)")
-    parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s, this machine only)")
+    parser.add_argument("--port", type=int, default=8765,
+                        help="TCP port to listen on; 0 picks a free one, printed at start (default: %(default)s)")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY,
+                        help="the API key clients must send in X-API-KEY, with every permission; put it in "
+                             "the connection's API Key field (default: %(default)s)")
+    parser.add_argument("--media-processing-seconds", type=float, default=2.0, metavar="SECONDS",
+                        help="how long added media stays 'processing' before it gets its real media type "
+                             "(default: %(default)s)")
+    parser.add_argument("--dag-action-run-seconds", type=float, default=5.0, metavar="SECONDS",
+                        help="how long a started DAG action run takes to finish (default: %(default)s)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="seconds every API request waits before it is handled, a stand-in for the "
+                             "network round trip (default: %(default)s)")
+    parser.add_argument("--fault-rate", type=float, default=0.0, metavar="FRACTION",
+                        help="fraction (0 to 1) of API requests that fail at random with 500, 502, 503, 429, "
+                             "a dropped connection or a lost answer, to try retries (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed of the faults and run outcomes, for a reproducible session "
+                             "(default: none)")
     return parser
 
 

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from airflow_provider_mediapocket.sandbox import ui
 from airflow_provider_mediapocket.sandbox.state import (
     FAULT_ERRORS,
     FAULT_KINDS,
@@ -25,6 +26,8 @@ from airflow_provider_mediapocket.sandbox.state import (
 )
 
 Reply = tuple[int, JSON]
+#: The key the sandbox accepts unless told otherwise (the CLI's ``--api-key`` default, as in the README).
+DEFAULT_API_KEY = "sandbox-api-key"
 MAX_TITLE = 255
 STRING_PARAMS = ("title", "description", "category", "external_id", "status")
 
@@ -673,6 +676,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             sandbox.record(RequestRecord(method, path, query, body, status, fault))
 
         if not path.startswith(API_PREFIX):
+            page = ui.render(sandbox.state, path) if method == "GET" else None
+            if page is not None:  # the extra links' targets: read-only HTML, no key needed
+                record(page[0])
+                self._send(page[0], page[1], content_type="text/html; charset=utf-8")
+                return
             record(404)
             self._send(404, _encode(NOT_FOUND))
             return
@@ -711,7 +719,7 @@ class MediaPocketSandbox:
 
     def __init__(
         self,
-        api_key: str = "sandbox-api-key",
+        api_key: str = DEFAULT_API_KEY,
         host: str = "127.0.0.1",
         port: int = 0,
         state: SandboxState | None = None,

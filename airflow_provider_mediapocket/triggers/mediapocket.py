@@ -16,7 +16,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # type: ignore[attr-defined,unused-ignore]
 
@@ -30,11 +30,15 @@ from airflow_provider_mediapocket.waiting import (
     asset_state,
     classify_run,
     failure_message,
-    new_messages,
+    message_lines,
     normalise_statuses,
     run_summary,
     status_news,
+    success_message,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_mediapocket.models import DagActionRun
 
 T = TypeVar("T")
 MIN_INTERVAL = 0.01
@@ -141,8 +145,9 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
 
     Statuses are compared lower-cased with ``success_statuses`` and ``failure_statuses``; any other
     value means the run is still going (logged once when first seen). ``messages_seen`` is the number
-    of run messages the task already logged: the event carries the newer ones in ``new_messages`` so
-    the task writes each message to its log exactly once.
+    of run messages the task already logged: the trigger logs each newer one as it sees it, with the
+    message's own time (the trigger's log is part of the task log), and the resumed task logs none, so
+    each message is written once. The event is small: status, message and ids.
     """
 
     def __init__(
@@ -165,8 +170,8 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         self.success_statuses = normalise_statuses("success_statuses", success_statuses, DEFAULT_SUCCESS_STATUSES)
         self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
         self.messages_seen = int(messages_seen)
+        self._messages_logged = self.messages_seen
         self._last_status: str | None = None
-        self._last_run: dict[str, Any] | None = None
 
     def _own_kwargs(self) -> dict[str, Any]:
         return {
@@ -184,7 +189,7 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         runs = await self.shared(f"runs/{self.asset_id}", lambda: hook.alist_dag_action_runs(self.asset_id))
         run = _api.find_run(runs, self.dag_action_run_id, self.asset_id, _api.path("assets", self.asset_id,
                                                                                    "dag_action_runs"))
-        self._last_run = run.to_xcom()
+        self._log_new_messages(run)
         self.log.debug("Polled %s", run_summary(run, self.asset_id))
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
         for line in status_news(self._last_status, run, outcome, self.asset_id):
@@ -192,24 +197,20 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         self._last_status = run.status
         if outcome == "running":
             return None
-        message = run_summary(run, self.asset_id) if outcome == "success" else failure_message(run, self.asset_id)
-        return {
-            "status": outcome,
-            "message": message,
-            "run": self._last_run,
-            "new_messages": new_messages(run, self.messages_seen),
-        }
+        message = success_message(run, self.asset_id) if outcome == "success" else failure_message(run, self.asset_id)
+        return {"status": outcome, "message": message}
+
+    def _log_new_messages(self, run: DagActionRun) -> None:
+        """Log the messages not logged yet (by the task before deferring, or by an earlier poll)."""
+        for line in message_lines(run, self._messages_logged):
+            self.log.info(line)
+        self._messages_logged = max(self._messages_logged, len(run.dag_action_run_messages))
 
     def timeout_event(self) -> dict[str, Any]:
-        messages: list[str] = []
-        if self._last_run is not None:
-            messages = [m.get("message") or "" for m in self._last_run.get("dag_action_run_messages", [])]
         return {
             "status": "timeout",
             "message": f"DAG action run {self.dag_action_run_id} on asset {self.asset_id} did not finish before "
             f"its deadline (last status: {self._last_status})",
-            "run": self._last_run,
-            "new_messages": messages[self.messages_seen:],
         }
 
 

@@ -215,6 +215,7 @@ def test_test_connection(mediapocket_sandbox: MediaPocketSandbox, monkeypatch: p
     }))
     ok, message = MediaPocketHook("wrong").test_connection()
     assert not ok and "HTTP 401: Unauthorized" in message and "wrong-key-9d8e" not in message
+    assert "API key was rejected" in message and "API Key field" in message
 
 
 def test_the_api_key_never_leaks(

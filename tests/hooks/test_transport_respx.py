@@ -79,7 +79,8 @@ def test_client_errors_are_not_retried(
     assert (error.status, error.method, error.path, error.server_message) == (
         status, "GET", "/api/v2/assets/a1", message
     )
-    assert str(error) == f"Media Pocket GET /api/v2/assets/a1 failed with HTTP {status}: {message}"
+    assert str(error).startswith(f"Media Pocket GET /api/v2/assets/a1 failed with HTTP {status}: {message}")
+    assert ("the API key was rejected" in str(error)) == (status == 401)
 
 
 @respx.mock

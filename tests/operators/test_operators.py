@@ -38,7 +38,15 @@ from airflow_provider_mediapocket.operators.mediapocket import (
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox import server as sandbox_server
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger
-from tests.triggers._support import FakeStateStore, FakeTI, add_connection, calls, first_event, make_context
+from tests.triggers._support import (
+    FakeStateStore,
+    FakeTI,
+    add_connection,
+    calls,
+    first_event,
+    logged_run_messages,
+    make_context,
+)
 
 ASSET_URL_KEY = "mediapocket_asset_url"
 RUN_URL_KEY = "mediapocket_dag_action_run_url"
@@ -245,7 +253,7 @@ def test_create_asset_rerun_with_same_external_id_in_project_reuses_it(
     assert result2["id"] == result1["id"]
     assert result2["external_id"] == "ext-42"
     assert len(new_assets(sandbox, before)) == 1
-    assert any("already exists" in e["event"] for e in logs if e["log_level"] == "warning")
+    assert any("already exists" in e["event"] for e in logs if e["log_level"] == "info")
 
 
 def test_create_asset_external_id_taken_outside_the_project_still_fails(
@@ -388,8 +396,8 @@ def start_op(asset_id: str, **kwargs: Any) -> MediaPocketStartDagActionOperator:
 
 
 def run_messages(logs: list[dict[str, Any]], run_id: Any) -> list[str]:
-    prefix = f"DAG action run {run_id}: "
-    return [str(e["event"])[len(prefix):] for e in logs if str(e["event"]).startswith(prefix)]
+    """Messages logged by the task and its trigger (the message's time at the end of each line dropped)."""
+    return logged_run_messages(logs, run_id)
 
 
 def test_start_by_id_waits_for_completion(sandbox: MediaPocketSandbox, hook: MediaPocketHook) -> None:
@@ -481,7 +489,7 @@ def test_start_failed_action_raises_with_the_messages(sandbox: MediaPocketSandbo
     with pytest.raises(MediaPocketRunFailedError) as info:
         start_op(asset.id, dag_action_name="Broken pipeline").execute(make_context())
     text = str(info.value)
-    assert "Error: pipeline step failed" in text and "Set in queue..." in text and "is failed" in text
+    assert "Error: pipeline step failed" in text and "Set in queue..." in text and "failed with status 'failed'" in text
 
 
 def test_start_deferred_failure_raises_with_the_messages(sandbox: MediaPocketSandbox, hook: MediaPocketHook) -> None:

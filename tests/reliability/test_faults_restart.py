@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
+from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.exceptions import MediaPocketRunFailedError
 from airflow_provider_mediapocket.operators.mediapocket import (
@@ -28,7 +29,7 @@ from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSen
 from airflow_provider_mediapocket.triggers import _shared
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
 from tests.reliability._helpers_faults import HOOK_PARAMS, calls, faults, first_payload, rebuild, running_sandbox
-from tests.triggers._support import FakeStateStore, FakeTI, make_context
+from tests.triggers._support import FakeStateStore, FakeTI, logged_run_messages, make_context
 
 POLL = 0.05
 RUN_KEY = "mediapocket_dag_action_run_id"
@@ -84,7 +85,8 @@ def start_posts(sandbox: MediaPocketSandbox, asset_id: str) -> list[Any]:
 def test_run_wait_survives_a_triggerer_restart_and_the_action_starts_once(sandbox: MediaPocketSandbox) -> None:
     asset_id = sandbox.state.add_asset(title="restart me")["id"]
     store, ti = FakeStateStore(), FakeTI()
-    deferred = defer(start_operator(asset_id), make_context(store, ti))
+    with capture_logs() as task_logs:
+        deferred = defer(start_operator(asset_id), make_context(store, ti))
     trigger = deferred.trigger
     assert isinstance(trigger, MediaPocketDagActionRunTrigger)
     run_id = str(store.data[RUN_KEY])
@@ -99,12 +101,16 @@ def test_run_wait_survives_a_triggerer_restart_and_the_action_starts_once(sandbo
     assert polls_interrupted >= 2  # it really was waiting, and polling, when it died
     assert sandbox.state.runs[int(run_id)]["status"] == "running"
 
-    event = run_to_end(rebuild(serialized))
+    with capture_logs() as trigger_logs:
+        event = run_to_end(rebuild(serialized))
     assert event["status"] == "success", event
-    assert event["dag_action_run_id"] == run_id and str(event["run"]["id"]) == run_id
-    assert event["run"]["status"] == "completed"
-    # Every message exactly once across the task log and the event: the first was logged before deferring.
-    assert event["new_messages"] == [m.format(asset=asset_id) for m in RUN_MESSAGES[1:]] + ["Finished successfully"]
+    assert event["dag_action_run_id"] == run_id and set(event) == {"status", "message", "asset_id",
+                                                                  "dag_action_run_id"}
+    # Nothing lost: the task logged the first message before deferring, the restarted trigger every later one
+    # (a message the dead triggerer had logged already is logged again: its progress is not stored anywhere).
+    assert logged_run_messages(task_logs, run_id) == ["Set in queue..."]
+    all_messages = [m.format(asset=asset_id) for m in RUN_MESSAGES] + ["Finished successfully"]
+    assert logged_run_messages(trigger_logs, run_id) == all_messages[1:]
     # An uninterrupted trigger (same stored kwargs) reports the same.
     assert run_to_end(rebuild(serialized)) == event
 
@@ -112,8 +118,12 @@ def test_run_wait_survives_a_triggerer_restart_and_the_action_starts_once(sandbo
     assert len(start_posts(sandbox, asset_id)) == 1
     assert [str(r["id"]) for r in sandbox.state.runs.values() if r["asset_id"] == asset_id] == [run_id]
 
-    # The task resumes on a fresh operator instance (as Airflow does) and returns the completed run.
-    result = start_operator(asset_id).execute_complete(make_context(store), event)
+    # The task resumes on a fresh operator instance (as Airflow does), logs no message again, and returns the
+    # completed run (read once: the event carries no run object).
+    with capture_logs() as resume_logs:
+        result = start_operator(asset_id).execute_complete(make_context(store), event)
+    assert logged_run_messages(resume_logs, run_id) == []
+    assert len(result["dag_action_run_messages"]) == len(all_messages)
     assert str(result["id"]) == run_id and result["status"] == "completed"
     assert json.loads(json.dumps(result)) == result
     assert ti.xcoms["mediapocket_dag_action_run_url"].endswith(f"/assets/{asset_id}/dag_action_runs/{run_id}")
@@ -126,7 +136,7 @@ def test_failed_run_after_a_restart_fails_the_task_with_its_messages(sandbox: Me
     serialized = deferred.trigger.serialize()
     interrupt(deferred.trigger)
     event = run_to_end(rebuild(serialized))
-    assert event["status"] == "failed" and event["run"]["status"] == "failed"
+    assert event["status"] == "failed" and "failed with status 'failed'" in event["message"]
     assert run_to_end(rebuild(serialized)) == event
     with pytest.raises(MediaPocketRunFailedError, match="Error: pipeline step failed"):
         start_operator(asset_id, action=4).execute_complete(make_context(store), event)

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
@@ -28,7 +29,7 @@ from tests.reliability._helpers_faults import (
     run_together,
     running_sandbox,
 )
-from tests.triggers._support import make_context
+from tests.triggers._support import logged_run_messages, make_context
 
 POLL = 0.1
 ASSETS = 40
@@ -82,7 +83,8 @@ def test_200_run_waits_in_one_loop_survive_faults_and_share_polls(sandbox: Media
         )
         for asset_id, run_id in started
     ]
-    finished, hooks_seen = run_together(triggers, timeout=40)
+    with capture_logs() as logs:
+        finished, hooks_seen = run_together(triggers, timeout=40)
     sandbox.set_faults(None)
 
     # The faults really happened, of every kind.
@@ -95,11 +97,13 @@ def test_200_run_waits_in_one_loop_survive_faults_and_share_polls(sandbox: Media
     for (asset_id, run_id), action, done in zip(started, started.values(), finished, strict=True):
         event = done.payload
         assert event["asset_id"] == asset_id and event["dag_action_run_id"] == run_id
-        assert str(event["run"]["id"]) == run_id
         assert event["status"] == ("failed" if action == 4 else "success"), event
-        assert event["run"]["status"] == ("failed" if action == 4 else "completed")
-        assert event["run"]["dag_action"]["id"] == action
-        assert event["new_messages"][0] == "Set in queue..." and event["new_messages"][-1] == LAST_MESSAGE[action]
+        status = "failed" if action == 4 else "completed"
+        assert f"run {run_id} on asset {asset_id} " in event["message"] and f"status '{status}'" in event["message"]
+        # Each trigger logged its own run's messages, each once, first to last, despite the faults.
+        messages = logged_run_messages(logs, run_id)
+        assert messages[0] == "Set in queue..." and messages[-1] == LAST_MESSAGE[action]
+        assert len(messages) == len(set(messages)) == 4, messages
         assert json.loads(json.dumps(event)) == event
         assert sandbox.api_key not in json.dumps(event)
 

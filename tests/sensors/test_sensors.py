@@ -26,7 +26,7 @@ from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
-from tests.triggers._support import first_event, make_context
+from tests.triggers._support import first_event, logged_run_messages, make_context
 
 SLOW = 60.0  # lifecycles of the "clock" sandbox: nothing happens unless the test moves the clock
 
@@ -51,8 +51,8 @@ def run_sensor(asset_id: str, run_id: Any, **kwargs: Any) -> MediaPocketDagActio
 
 
 def logged_messages(logs: list[dict[str, Any]], run_id: str) -> list[str]:
-    prefix = f"DAG action run {run_id}: "
-    return [e["event"][len(prefix):] for e in logs if str(e["event"]).startswith(prefix)]
+    """Messages logged by the sensor and its trigger (each line ends with the message's time, dropped here)."""
+    return logged_run_messages(logs, run_id)
 
 
 def expected_messages(asset_id: str, last: str = "Finished successfully") -> list[str]:
@@ -74,7 +74,8 @@ def test_an_unknown_status_means_running_and_is_logged_once(clock_sandbox: Media
     assert isinstance(done, PokeReturnValue) and done.is_done
     notes = [e["event"] for e in logs if "neither a success nor a failure status" in str(e["event"])]
     assert notes == ["Status 'Transcoding' is neither a success nor a failure status: treating it as still running"]
-    changes = [e["event"] for e in logs if str(e["event"]).endswith(("is Transcoding", "is COMPLETED"))]
+    changes = [e["event"] for e in logs if str(e["event"]).endswith(("has status 'Transcoding'",
+                                                                      "has status 'COMPLETED'"))]
     assert len(changes) == 2
 
 
@@ -122,7 +123,7 @@ def test_run_sensor_poke_raises_on_a_failed_run(clock_sandbox: MediaPocketSandbo
     text = str(info.value)
     assert "Error: pipeline step failed" in text
     assert "Set in queue..." in text and f"Processing asset {asset_id}" in text
-    assert "is failed" in text
+    assert "failed with status 'failed'" in text
 
 
 def test_run_sensor_templated_run_id_as_string(clock_sandbox: MediaPocketSandbox) -> None:

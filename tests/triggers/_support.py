@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,6 +82,15 @@ def add_connection(monkeypatch: pytest.MonkeyPatch, sb: MediaPocketSandbox, conn
     """Define connection ``conn_id`` to the sandbox with API key ``key``."""
     conn = {"conn_type": "mediapocket", "host": sb.base_url, "password": key, "extra": {"retry_backoff": 0.01}}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+_AT = re.compile(r" \(at [^)]*\)$")
+
+
+def logged_run_messages(logs: list[dict[str, Any]], run_id: Any) -> list[str]:
+    """The run messages in captured log entries (``DAG action run <id>: <text> (at <time>)``), time dropped."""
+    prefix = f"DAG action run {run_id}: "
+    return [_AT.sub("", str(e["event"])[len(prefix):]) for e in logs if str(e["event"]).startswith(prefix)]
 
 
 def calls(sb: MediaPocketSandbox, method: str, prefix: str) -> list[Any]:

@@ -16,7 +16,14 @@ from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
-from tests.triggers._support import RUN_SECONDS, add_connection, calls, first_event, first_payload
+from tests.triggers._support import (
+    RUN_SECONDS,
+    add_connection,
+    calls,
+    first_event,
+    first_payload,
+    logged_run_messages,
+)
 
 ALL_MESSAGES = ["Set in queue...", "Started processing", "Processing asset {asset}", "Finished successfully"]
 
@@ -42,45 +49,57 @@ def started(hook: MediaPocketHook, action: int = 1) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------ DAG action runs
 
 
-def test_run_success_carries_the_run_and_every_message(hook: MediaPocketHook) -> None:
+def test_run_success_logs_every_message_as_seen_and_sends_a_small_event(hook: MediaPocketHook) -> None:
     asset_id, run_id = started(hook)
-    event = first_event(run_trigger(asset_id, run_id))
-    assert event["status"] == "success"
-    assert event["asset_id"] == asset_id and event["dag_action_run_id"] == run_id
-    assert event["run"]["status"] == "completed"
-    assert str(event["run"]["id"]) == run_id
-    assert event["new_messages"] == [m.format(asset=asset_id) for m in ALL_MESSAGES]
-    assert "completed" in event["message"]
+    with capture_logs() as logs:
+        event = first_event(run_trigger(asset_id, run_id))
+    assert event == {
+        "status": "success", "asset_id": asset_id, "dag_action_run_id": run_id,
+        "message": f"Transcode run {run_id} on asset {asset_id} finished with status 'completed'",
+    }  # no run object, no messages: the "Trigger fired event" line prints the event whole
+    # Each message logged once, in order, as the polls saw it, with the message's own time.
+    assert logged_run_messages(logs, run_id) == [m.format(asset=asset_id) for m in ALL_MESSAGES]
+    run = hook.get_dag_action_run(asset_id, run_id)
+    lines = [e["event"] for e in logs if str(e["event"]).startswith(f"DAG action run {run_id}: ")]
+    assert lines == [f"DAG action run {run_id}: {m.message} (at {m.created_at})" for m in run.dag_action_run_messages]
+    # ... and before the run ended, not in one batch at the end (the first poll saw it running).
+    first_message = next(i for i, e in enumerate(logs) if str(e["event"]).startswith(f"DAG action run {run_id}"))
+    running = next(i for i, e in enumerate(logs) if "has status 'running'" in str(e["event"]))
+    assert first_message < running
     json.dumps(event)  # plain JSON
 
 
-def test_run_success_only_reports_messages_not_yet_seen(hook: MediaPocketHook) -> None:
+def test_run_trigger_logs_only_messages_the_task_has_not_logged(hook: MediaPocketHook) -> None:
     asset_id, run_id = started(hook)
-    event = first_event(run_trigger(asset_id, run_id, messages_seen=2))
+    with capture_logs() as logs:
+        event = first_event(run_trigger(asset_id, run_id, messages_seen=2))
     assert event["status"] == "success"
-    assert event["new_messages"] == [f"Processing asset {asset_id}", "Finished successfully"]
+    assert logged_run_messages(logs, run_id) == [f"Processing asset {asset_id}", "Finished successfully"]
 
 
 def test_run_failed(hook: MediaPocketHook) -> None:
     asset_id, run_id = started(hook, action=4)
-    event = first_event(run_trigger(asset_id, run_id))
+    with capture_logs() as logs:
+        event = first_event(run_trigger(asset_id, run_id))
     assert event["status"] == "failed"
-    assert event["run"]["status"] == "failed"
+    assert "run" not in event and "new_messages" not in event
+    assert f"run {run_id} on asset {asset_id} failed with status 'failed'" in event["message"]
     assert "Error: pipeline step failed" in event["message"]
     assert "Set in queue..." in event["message"]  # the failure text carries every run message
-    assert event["new_messages"][-1] == "Error: pipeline step failed"
+    assert logged_run_messages(logs, run_id)[-1] == "Error: pipeline step failed"
 
 
 def test_never_ending_run_times_out(hook: MediaPocketHook) -> None:
     asset_id, run_id = started(hook, action=5)
     began = time.monotonic()
-    event = first_event(run_trigger(asset_id, run_id, end_in=0.3))
+    with capture_logs() as logs:
+        event = first_event(run_trigger(asset_id, run_id, end_in=0.3))
     elapsed = time.monotonic() - began
     assert event["status"] == "timeout"
     assert "did not finish before its deadline" in event["message"]
     assert "last status: running" in event["message"]
-    assert event["run"]["status"] == "running"
-    assert event["new_messages"][0] == "Set in queue..."
+    assert set(event) == {"status", "message", "asset_id", "dag_action_run_id"}
+    assert logged_run_messages(logs, run_id)[:1] == ["Set in queue..."]
     assert 0.25 <= elapsed < 3.0
 
 
@@ -89,7 +108,7 @@ def test_status_is_checked_before_the_deadline(sandbox: MediaPocketSandbox, hook
     sandbox.state.advance(RUN_SECONDS * 2)  # the run is complete now
     event = first_event(run_trigger(asset_id, run_id, end_in=-60))
     assert event["status"] == "success"
-    assert event["run"]["status"] == "completed"
+    assert "finished with status 'completed'" in event["message"]
 
 
 def test_deadline_in_the_past_on_a_running_run_is_a_timeout_after_one_poll(
@@ -207,9 +226,12 @@ def test_triggerer_restart_mid_wait_gives_the_same_result(sandbox: MediaPocketSa
     asyncio.run(interrupted())
     assert calls(sandbox, "GET", f"/api/v2/assets/{asset_id}/dag_action_runs")  # it really was polling
     restarted = rebuild(json.loads(json.dumps(classpath)), json.loads(json.dumps(kwargs)))
-    event = first_event(restarted)
+    with capture_logs() as logs:
+        event = first_event(restarted)
     assert event["status"] == "success"
-    assert event["new_messages"] == [m.format(asset=asset_id) for m in ALL_MESSAGES[1:]]
+    # The restarted trigger starts from the kwargs' messages_seen: what the task logged before deferring.
+    assert logged_run_messages(logs, run_id)[-1] == "Finished successfully"
+    assert logged_run_messages(logs, run_id) == [m.format(asset=asset_id) for m in ALL_MESSAGES[1:]]
     # an uninterrupted trigger would have reported the same
     assert first_event(run_trigger(asset_id, run_id, messages_seen=1)) == event
     assert sandbox.api_key not in json.dumps(event)
@@ -340,11 +362,13 @@ def test_triggers_on_one_asset_share_requests_but_report_their_own_run(
         return list(await asyncio.gather(*(first_payload(t) for t in triggers)))
 
     began = time.monotonic()
-    ok, failed = asyncio.run(main())
+    with capture_logs() as logs:
+        ok, failed = asyncio.run(main())
     elapsed = time.monotonic() - began
-    assert ok["status"] == "success" and ok["dag_action_run_id"] == str(first.id) and ok["run"]["id"] == first.id
-    assert failed["status"] == "failed" and failed["run"]["id"] == second.id
-    assert failed["new_messages"][0] == "Started processing"
+    assert ok["status"] == "success" and ok["dag_action_run_id"] == str(first.id)
+    assert failed["status"] == "failed" and failed["dag_action_run_id"] == str(second.id)
+    assert logged_run_messages(logs, first.id)[0] == "Set in queue..."
+    assert logged_run_messages(logs, second.id)[0] == "Started processing"
     polls = len(calls(sandbox, "GET", f"/api/v2/assets/{asset.id}/dag_action_runs"))
     assert polls <= elapsed / 0.05 + 2  # one request per tick for both triggers, not one each
 
