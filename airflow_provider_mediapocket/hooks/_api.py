@@ -13,7 +13,11 @@ from urllib.parse import quote, unquote, urlsplit
 from pydantic import BaseModel
 
 from airflow_provider_mediapocket._transport import ApiCall
-from airflow_provider_mediapocket.exceptions import MediaPocketNotFoundError, MediaPocketValidationError
+from airflow_provider_mediapocket.exceptions import (
+    MediaPocketNotFoundError,
+    MediaPocketServerError,
+    MediaPocketValidationError,
+)
 from airflow_provider_mediapocket.models import (
     ApiKey,
     Asset,
@@ -251,22 +255,77 @@ def list_dag_action_runs(asset_id: Any) -> ApiCall[list[DagActionRun]]:
     )
 
 
-def find_run(runs: list[DagActionRun], run_id: str, asset_id: Any, listing_path: str) -> DagActionRun:
-    """The run ``run_id`` (compared as strings) among an asset's runs, or MediaPocketNotFoundError."""
-    for run in runs:
-        if str(run.id) == run_id:
-            return run
-    raise MediaPocketNotFoundError(
-        f"DAG action run {run_id} not found among the runs of asset {asset_id}",
-        status=404, method="GET", path=listing_path,
-    )
+class RunListing:
+    """An asset's runs as one listing answered them, validated one run at a time, on demand.
+
+    The API has no endpoint for one run and an asset's runs accumulate (thousands, megabytes of
+    JSON). Validating every run into a model to pick one costs a hundred milliseconds or more, which
+    on a triggerer's event loop stalls every other trigger. A listing keeps the decoded JSON, indexes
+    it by id (strings) once, and validates only the runs asked for.
+    """
+
+    def __init__(self, items: list[dict[str, Any]], asset_id: str, listing_path: str) -> None:
+        self.asset_id = asset_id
+        self.path = listing_path
+        self._by_id = {str(item.get("id")): item for item in items}
+        self._items = items
+
+    @classmethod
+    def parse(cls, body: Any, asset_id: str, listing_path: str) -> RunListing:
+        """The listing of ``{"dag_action_runs": [...]}``; KeyError/TypeError for another shape."""
+        items = body["dag_action_runs"]
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise TypeError("'dag_action_runs' is not a list of objects")
+        return cls(items, asset_id, listing_path)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, run_id: object) -> bool:
+        return str(run_id) in self._by_id
+
+    def get(self, run_id: str) -> DagActionRun | None:
+        """Run ``run_id`` (compared as a string) validated, or None when the listing does not hold it."""
+        item = self._by_id.get(str(run_id))
+        if item is None:
+            return None
+        try:
+            return DagActionRun.model_validate(item)
+        except ValueError as exc:  # pydantic's ValidationError: the body is not what the API promises
+            raise MediaPocketServerError(
+                f"Media Pocket GET {self.path} answered HTTP 200 with an unexpected body: run {run_id}: "
+                f"{type(exc).__name__}: {str(exc)[:200]}",
+                status=200, method="GET", path=self.path,
+            ) from None
+
+    def runs(self) -> list[DagActionRun]:
+        """Every run, validated (costly for a long listing; not for an event loop)."""
+        return [run for run in (self.get(run_id) for run_id in self._by_id) if run is not None]
+
+
+def dag_action_run_listing(asset_id: Any) -> ApiCall[RunListing]:
+    """The asset's runs as a :class:`RunListing` (only the runs asked for are validated)."""
+    wanted_asset = check_id("asset_id", asset_id)
+    listing_path = path("assets", wanted_asset, "dag_action_runs")
+    return ApiCall("GET", listing_path, lambda body: RunListing.parse(body, wanted_asset, listing_path))
+
+
+def find_run(runs: RunListing, run_id: str) -> DagActionRun:
+    """The run ``run_id`` (compared as strings) in the listing, or MediaPocketNotFoundError."""
+    run = runs.get(run_id)
+    if run is None:
+        raise MediaPocketNotFoundError(
+            f"DAG action run {run_id} not found among the {len(runs)} runs of asset {runs.asset_id}",
+            status=404, method="GET", path=runs.path,
+        )
+    return run
 
 
 def get_dag_action_run(asset_id: Any, run_id: Any) -> ApiCall[DagActionRun]:
     """The API has no endpoint for one run: list the asset's runs and pick it (ids compared as strings)."""
     wanted = check_id("dag_action_run_id", run_id)
-    listing = list_dag_action_runs(asset_id)
-    return ApiCall("GET", listing.path, lambda body: find_run(listing.parse(body), wanted, asset_id, listing.path))
+    listing = dag_action_run_listing(asset_id)
+    return ApiCall("GET", listing.path, lambda body: find_run(listing.parse(body), wanted))
 
 
 # ------------------------------------------------------------------------------------------ projects
