@@ -78,6 +78,8 @@ class ApiCall(Generic[T]):
     params: dict[str, Any] | None = None
     idempotent: bool | None = None
     error_keys: tuple[str, ...] = ("error",)
+    #: How to decode a non-empty body (default: ``json.loads`` of all of it); raises ValueError if not JSON.
+    decode: Callable[[bytes], Any] | None = None
 
     @property
     def safe_to_repeat(self) -> bool:
@@ -214,7 +216,8 @@ def parse_body(call: ApiCall[Any], response: httpx.Response) -> Any:
     """The JSON body of a successful answer, or the right MediaPocketError for a failed one."""
     status = response.status_code
     try:
-        body: Any = response.json() if response.content else None
+        content = response.content
+        body: Any = (response.json() if call.decode is None else call.decode(content)) if content else None
     except ValueError:
         body = None
         if status < 400:
