@@ -51,11 +51,12 @@ Slot = tuple[HookKey, str, float]
 
 @dataclass
 class _Fetch:
-    """One shared request: its future, when it was sent (None: not yet) and its drop timer."""
+    """One shared request: its future, when it was sent (None: not yet), its task and its drop timer."""
 
     future: asyncio.Future[Any]
     interval: float
     sent_at: float | None = None
+    task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references to tasks
     drop: asyncio.TimerHandle | None = None
 
     def serves(self, not_before: float) -> bool:
@@ -144,8 +145,8 @@ async def coalesced(
             current.forget()
         current = _Fetch(asyncio.get_running_loop().create_future(), interval)
         state.fetches[slot] = current
-        task = asyncio.ensure_future(_send(state, slot, current, fetch))
-        task.add_done_callback(_consume)
+        current.task = asyncio.ensure_future(_send(state, slot, current, fetch))
+        current.task.add_done_callback(_consume)
     return cast(T, await asyncio.shield(current.future))
 
 
