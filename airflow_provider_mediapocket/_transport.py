@@ -120,6 +120,8 @@ class ApiCall(Generic[T]):
     error_keys: tuple[str, ...] = ("error",)
     #: Answers that mean "already done" when an earlier attempt's answer was lost (see AlreadyDone).
     already_done: tuple[AlreadyDone, ...] = ()
+    #: How to decode a non-empty body (default: ``json.loads`` of all of it); raises ValueError if not JSON.
+    decode: Callable[[bytes], Any] | None = None
 
     @property
     def safe_to_repeat(self) -> bool:
@@ -451,7 +453,8 @@ def parse_body(call: ApiCall[Any], response: httpx.Response) -> Any:
     """The JSON body of a successful answer, or the right MediaPocketError for a failed one."""
     status = response.status_code
     try:
-        body: Any = response.json() if response.content else None
+        content = response.content
+        body: Any = (response.json() if call.decode is None else call.decode(content)) if content else None
     except ValueError:
         body = None
         if status < 400:

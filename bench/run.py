@@ -13,6 +13,14 @@ Prints a table and writes bench/results.json. Targets (issue "Scale and reliabil
 - hook overhead: get_asset through the hook <= 1.15 x a bare httpx.Client, interleaved;
 - DAG parse cost: importing the operators and sensors adds <= 50 ms (median of 10) to airflow.sdk.
 
+Targets (issue "Truthful under faults"), one triggerer run of 30 ticks: 1,000 DAG-action-run triggers
+wait on 100 assets that each hold 1,000 earlier runs, and every tick one more trigger starts and ends
+on an asset of its own:
+
+- the event loop's longest callback <= 50 ms (all of them timed, from the first tick to the last);
+- RSS growth of the triggerer process from tick 10 to tick 30 <= 10 MB (flat after the first ticks: the
+  first third of the run, in which the allocator reaches the high-water mark of a tick's answers).
+
 The sandbox stands in for Media Pocket. For bulk ingest it adds a fixed latency to every request
 (``--latency``, default 20 ms) as a stand-in for the network round trip to the real service; without
 it, client and server share two cores on loopback and concurrency has nothing to overlap.
@@ -22,14 +30,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
 import resource
+import signal
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -45,8 +56,10 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow_home"))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # a thousand triggers log a lot at INFO
 
 from airflow_provider_mediapocket.bulk import ingest  # noqa: E402
+from airflow_provider_mediapocket.hooks import _api  # noqa: E402
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook  # noqa: E402
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox  # noqa: E402
+from airflow_provider_mediapocket.triggers import _shared  # noqa: E402
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger  # noqa: E402
 
 KEY = "bench-api-key"
@@ -267,6 +280,199 @@ def bench_triggers(assets: int, runs_per_asset: int, finish_within: float, inter
            f"baseline {naive['rss']:.0f} MB")
 
 
+# ------------------------------------------------------------------------------ triggerer event loop
+
+
+NEVER_ENDING = 5  # the sandbox's DAG action whose runs never finish
+
+
+def serve_seeded_sandbox(port: int, assets: int, churn: int, earlier: int, per_asset: int) -> int:
+    """The sandbox process of :func:`bench_triggerer_loop`: ``assets + churn`` assets of ``earlier`` finished
+    runs each; ``per_asset`` never-ending runs on each of the first ``assets``. Prints its URL, then one
+    JSON line ``{"steady": [[asset, run], ...], "churn": [[asset, finished run], ...]}``."""
+    sandbox = MediaPocketSandbox(api_key=KEY, port=port, dag_action_run_seconds=0.0, seed=7)
+    state = sandbox.state
+    # Finished runs never change: render each once (the sandbox's CPU is not what is measured here).
+    rendered: dict[Any, dict[str, Any]] = {}
+    render = state.render_run
+
+    def cached(run: dict[str, Any]) -> dict[str, Any]:
+        if run["status"] == "running":
+            return render(run)
+        if run["id"] not in rendered:
+            rendered[run["id"]] = render(run)
+        return rendered[run["id"]]
+
+    state.render_run = cached  # type: ignore[method-assign]
+    steady: list[tuple[str, Any]] = []
+    churned: list[tuple[str, Any]] = []
+    for n in range(assets + churn):
+        asset = state.add_asset(title=f"bench loop {n}")["id"]
+        runs = [state.start_run(asset, 1 + k % 4) for k in range(earlier)]  # 0 s long: finished at once
+        if n < assets:
+            steady += [(asset, state.start_run(asset, NEVER_ENDING)["id"]) for _ in range(per_asset)]
+        else:
+            churned.append((asset, runs[(earlier // 2) // 4 * 4]["id"]))  # an action-1 run: completed
+    state.tick()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with sandbox:
+        print(f"Media Pocket sandbox listening on {sandbox.base_url}", flush=True)
+        print(json.dumps({"steady": steady, "churn": churned}), flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+@contextmanager
+def callback_timer() -> Iterator[dict[str, Any]]:
+    """Time every callback the event loop runs (``asyncio.Handle._run``), and every garbage collection.
+
+    Per callback: wall time, the loop thread's CPU time, and the CPU time of collections that ran
+    inside it. The machine running the benchmark is shared, so wall time also counts the time other
+    processes had the CPU; the thread's CPU time is what the callback itself held the loop for. A
+    full collection traces every object of the process (Airflow's included) and may start inside any
+    callback that allocates: it is reported on its own.
+    """
+    original = asyncio.events.Handle._run
+    stats: dict[str, Any] = {"cpu": 0.0, "what": "", "wall": 0.0, "count": 0, "gc_cpu": 0.0,
+                             "full_gcs": 0, "longest_gc": 0.0, "steady": False, "steady_cpu": 0.0}
+    collecting: dict[str, float] = {}
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collecting["cpu"], collecting["wall"] = time.thread_time(), time.perf_counter()
+            return
+        stats["gc_cpu"] += time.thread_time() - collecting["cpu"]
+        if info["generation"] == 2:
+            stats["full_gcs"] += 1
+            stats["longest_gc"] = max(stats["longest_gc"], time.perf_counter() - collecting["wall"])
+
+    def timed(handle: asyncio.Handle) -> None:
+        wall, cpu, gc_cpu = time.perf_counter(), time.thread_time(), stats["gc_cpu"]
+        try:
+            original(handle)
+        finally:
+            stats["count"] += 1
+            stats["wall"] = max(stats["wall"], time.perf_counter() - wall)
+            own = time.thread_time() - cpu - (stats["gc_cpu"] - gc_cpu)
+            if stats["steady"]:
+                stats["steady_cpu"] = max(stats["steady_cpu"], own)
+            if own > stats["cpu"]:
+                stats["cpu"], stats["what"] = own, repr(handle)[:160]
+
+    gc.callbacks.append(on_gc)
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+    try:
+        yield stats
+    finally:
+        asyncio.events.Handle._run = original  # type: ignore[method-assign]
+        gc.callbacks.remove(on_gc)
+
+
+async def triggerer_ticks(
+    steady: list[tuple[str, Any]], churn: list[tuple[str, Any]], interval: float, ticks: int, stats: dict[str, Any]
+) -> dict[str, Any]:
+    """Run the steady triggers for ``ticks`` ticks, one churn trigger starting each tick; RSS per tick.
+
+    ``stats["steady"]`` is set once the first tick is over (every trigger has polled once)."""
+
+    async def wait(asset_id: str, run_id: Any) -> dict[str, Any]:
+        return await ours_wait(asset_id, str(run_id), interval, time.time() + 3600)
+
+    first_tick = math.floor(time.time() / interval)
+    steady_tasks = [asyncio.ensure_future(wait(a, r)) for a, r in steady]
+    churn_tasks = []
+    rss: dict[int, float] = {}
+    for k in range(1, ticks + 1):
+        # Mid-tick: the tick's polls are done (or under way), the next have not started.
+        await asyncio.sleep(max((first_tick + k + 0.5) * interval - time.time(), 0.0))
+        rss[k] = rss_mb()
+        stats["steady"] = True
+        if k <= len(churn):
+            churn_tasks.append(asyncio.ensure_future(wait(*churn[k - 1])))
+    held = _shared.fetch_count()
+    ended = [t for t in steady_tasks if t.done()]
+    for task in steady_tasks:
+        task.cancel()
+    await asyncio.gather(*steady_tasks, return_exceptions=True)
+    churned = await asyncio.gather(*churn_tasks)
+    return {"rss": rss, "held": held, "ended": [t.result() for t in ended], "churned": churned}
+
+
+def measure_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: float, ticks: int) -> dict[str, Any]:
+    """The triggerer side of :func:`bench_triggerer_loop` (run in a process of its own)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-seeded-sandbox", str(port),
+               str(assets), str(ticks), str(earlier), str(per_asset)]
+    # stderr: socketserver prints a traceback for every kept-alive connection the client pool closes.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        base_url = f"http://127.0.0.1:{port}"
+        seeds = json.loads(process.stdout.readline())
+        use_connection(base_url)
+        # The old path, for comparison: one listing validated whole (what one poll's callback held).
+        with httpx.Client(base_url=base_url, headers={"X-API-KEY": KEY}) as client:
+            body = client.get(f"/api/v2/assets/{seeds['steady'][0][0]}/dag_action_runs").json()
+        whole, scan = [], []
+        triple = json.dumps({"dag_action_runs": body["dag_action_runs"] * 3}).encode()  # the issue's 3,000 runs
+        listing = _api.dag_action_run_listing("x")
+        for _ in range(3):
+            start = time.perf_counter()
+            _api.list_dag_action_runs("x").parse(body)
+            whole.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            listing.parse(_api.decode_run_listing(triple)).get(str(body["dag_action_runs"][0]["id"]))
+            scan.append(time.perf_counter() - start)
+        gc.collect()
+        with callback_timer() as longest:
+            outcome = asyncio.run(triggerer_ticks(seeds["steady"], seeds["churn"], interval, ticks, longest))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return {
+        "ended": outcome["ended"], "churned": [p["status"] for p in outcome["churned"]], "held": outcome["held"],
+        "rss": outcome["rss"], "longest": {k: v for k, v in longest.items() if k != "steady"},
+        "whole": min(whole), "scan": min(scan),
+    }
+
+
+def bench_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: float, ticks: int) -> None:
+    # A process of its own, so that its RSS is the triggerer's alone (the benchmarks before leave this
+    # process's allocator at a high-water mark that would hide any growth).
+    command = [sys.executable, str(Path(__file__).resolve()), "--measure-triggerer-loop", str(assets), str(earlier),
+               str(per_asset), str(interval), str(ticks)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the triggerer loop benchmark failed:\n{done.stderr[-4000:]}")
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome["rss"] = {int(k): v for k, v in outcome["rss"].items()}
+    longest = outcome["longest"]
+    assert not outcome["ended"], f"steady triggers ended early: {outcome['ended'][:3]}"
+    assert set(outcome["churned"]) == {"success"}, outcome["churned"][:3]
+    rss = outcome["rss"]
+    triggers = assets * per_asset
+    value = longest["cpu"] * 1000
+    record("triggerer longest loop callback (ms CPU)", value, "<= 50", value <= 50,
+           f"{triggers} triggers on {assets} assets x {earlier} earlier runs, {ticks} ticks of {interval:g}s, "
+           f"{longest['count']} callbacks; after the first tick {longest['steady_cpu'] * 1000:.1f} ms; longest "
+           f"in wall time {longest['wall'] * 1000:.0f} ms (shared machine, collections included); "
+           f"{longest['full_gcs']} full collections, longest {longest['longest_gc'] * 1000:.0f} ms; the old path "
+           f"validated a listing whole in {outcome['whole'] * 1000:.0f} ms; indexing a 3,000-run listing and "
+           f"reading one run takes {outcome['scan'] * 1000:.0f} ms; longest: {longest['what']}")
+    settled = min(10, ticks)
+    growth = rss[ticks] - rss[settled]
+    series = " ".join(f"{rss[k]:.0f}" for k in sorted(rss))
+    record(f"triggerer RSS growth tick {settled}->{ticks} (MB)", growth, "<= 10", growth <= 10,
+           f"one trigger started and ended per tick on an asset of its own; fetches held at the end: "
+           f"{outcome['held']} ({assets} assets polled); RSS by tick (MB): {series}")
+
 # ----------------------------------------------------------------------------------------- hook overhead
 
 
@@ -337,7 +543,16 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="small sizes, for CI")
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--serve-seeded-sandbox", nargs=5, type=int, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-triggerer-loop", nargs=5, type=float, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_seeded_sandbox:
+        return serve_seeded_sandbox(*args.serve_seeded_sandbox)
+    if args.measure_triggerer_loop:
+        assets, earlier, per_asset, interval, ticks = args.measure_triggerer_loop
+        result = measure_triggerer_loop(int(assets), int(earlier), int(per_asset), interval, int(ticks))
+        print(json.dumps(result), flush=True)
+        return 0
     smoke = args.smoke
     print(f"{'':6}{'benchmark':38} {'value':>10}  target", flush=True)
     bench_parse_cost(3 if smoke else 10)
@@ -347,6 +562,10 @@ def main() -> int:
         bench_triggers(assets=5, runs_per_asset=10, finish_within=4.0, interval=0.5)
     else:
         bench_triggers(assets=100, runs_per_asset=10, finish_within=60.0, interval=5.0)
+    if smoke:
+        bench_triggerer_loop(assets=10, earlier=1000, per_asset=10, interval=0.5, ticks=30)
+    else:
+        bench_triggerer_loop(assets=100, earlier=1000, per_asset=10, interval=3.0, ticks=30)
     args.out.write_text(json.dumps({"smoke": smoke, "results": RESULTS}, indent=2) + "\n")
     failed = [r["benchmark"] for r in RESULTS if not r["ok"]]
     missed = f": {failed}" if failed else ""

@@ -1222,6 +1222,13 @@ class MediaPocketHook(BaseHook):
     async def alist_dag_action_runs(self, asset_id: str) -> list[DagActionRun]:
         return await self._arun(_api.list_dag_action_runs(asset_id))
 
+    async def aget_dag_action_run_listing(self, asset_id: str) -> _api.RunListing:
+        """The asset's runs as a :class:`~._api.RunListing`: one request, runs validated only when asked for.
+
+        :param asset_id: the asset whose runs to list (needs ``ACTIONS_VIEW``).
+        """
+        return await self._arun(_api.dag_action_run_listing(asset_id))
+
     def get_dag_action_run(self, asset_id: str, run_id: int | str) -> DagActionRun:
         """One run of the asset (the API lists runs per asset; ids are compared as strings)."""
         return self._run(_api.get_dag_action_run(asset_id, run_id))

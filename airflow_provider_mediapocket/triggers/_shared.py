@@ -8,9 +8,17 @@ request per run per interval although the API lists all runs of an asset in one 
   same :class:`MediaPocketHook` (so the same ``httpx.AsyncClient`` and keep-alive pool), counted by
   reference and closed when the last trigger releases it;
 - :func:`coalesced` makes the triggers that poll the same thing in the same interval share one
-  request: polls are aligned to wall-clock ticks of ``poll_interval`` and a fetch started for a tick
-  is awaited by everyone polling that tick. A failure reaches every waiter, each handling it as it
-  would its own. What each trigger reports is unchanged; only duplicate requests are gone.
+  request: polls are aligned to wall-clock ticks of ``poll_interval``, so the triggers polling a tick
+  ask together and await one fetch. A caller only ever gets an answer the server gave after the
+  caller asked (``not_before``): it joins a fetch not yet sent, or one sent at or after
+  ``not_before``; never one sent earlier, even in the same tick (a trigger that starts mid-tick, after
+  the run it waits for was started, must not be handed a list taken before that run existed). A
+  failure reaches every waiter, each handling it as it would its own. What each trigger reports is
+  what it would see polling alone; only duplicate requests are gone.
+
+The registry keeps only the newest fetch of each slot, and only until the tick it was sent in has
+passed: a finished fetch is forgotten once no poll can still join it, so a large answer (an asset's
+whole run list) is not kept alive by the triggers of other assets.
 
 Everything runs in the event loop's thread: no locks, no blocking calls.
 """
@@ -19,10 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 
@@ -36,11 +46,34 @@ class _Entry:
     users: int = 0
 
 
+Slot = tuple[HookKey, str, float]
+
+
+@dataclass
+class _Fetch:
+    """One shared request: its future, when it was sent (None: not yet), its task and its drop timer."""
+
+    future: asyncio.Future[Any]
+    interval: float
+    sent_at: float | None = None
+    task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references to tasks
+    drop: asyncio.TimerHandle | None = None
+
+    def serves(self, not_before: float) -> bool:
+        # Not yet sent: the answer will come after the caller asked. Sent: only if sent since then.
+        return self.sent_at is None or self.sent_at >= not_before
+
+    def forget(self) -> None:
+        if self.drop is not None:
+            self.drop.cancel()
+            self.drop = None
+
+
 @dataclass
 class _LoopState:
     hooks: dict[HookKey, _Entry] = field(default_factory=dict)
-    # (hook key, what, interval) -> (tick, shared future of that tick's fetch)
-    fetches: dict[tuple[HookKey, str, float], tuple[int, asyncio.Future[Any]]] = field(default_factory=dict)
+    # (hook key, what, interval) -> the newest fetch of that slot (dropped once its tick has passed)
+    fetches: dict[Slot, _Fetch] = field(default_factory=dict)
 
 
 _LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
@@ -93,8 +126,8 @@ async def release(key: HookKey) -> None:
     if entry.users > 0:
         return
     del state.hooks[key]
-    for fetch_key in [k for k in state.fetches if k[0] == key]:
-        del state.fetches[fetch_key]
+    for slot in [slot for slot in state.fetches if slot[0] == key]:
+        state.fetches.pop(slot).forget()
     await entry.hook.aclose()
 
 
@@ -103,19 +136,63 @@ def shared_count() -> int:
     return len(_state().hooks)
 
 
-async def coalesced(key: HookKey, what: str, interval: float, tick: int, fetch: Callable[[], Awaitable[T]]) -> T:
-    """``await fetch()`` once per ``(key, what, interval, tick)``; concurrent and later callers of the
-    same tick get the same result (or the same exception)."""
+def fetch_count() -> int:
+    """How many fetches the running loop's registry holds (for tests and benchmarks)."""
+    return len(_state().fetches)
+
+
+async def coalesced(
+    key: HookKey, what: str, interval: float, not_before: float, fetch: Callable[[], Awaitable[T]]
+) -> T:
+    """``await fetch()``, shared with the other callers of ``(key, what, interval)`` where that is truthful.
+
+    ``not_before`` (epoch seconds) is when the caller asked: the start of the tick it polls, or when
+    it started waiting if that is later. The caller joins the slot's newest fetch if that was not
+    sent yet or was sent at or after ``not_before``; otherwise it starts a new one, which later
+    callers join in turn. Every joiner gets the same result (or the same exception).
+    """
     state = _state()
     slot = (key, what, interval)
     current = state.fetches.get(slot)
-    if current is None or current[0] != tick:
-        future: asyncio.Future[Any] = asyncio.ensure_future(fetch())
-        future.add_done_callback(_consume)
-        state.fetches[slot] = (tick, future)
-    else:
-        future = current[1]
-    return await asyncio.shield(future)
+    if current is None or not current.serves(not_before):
+        if current is not None:
+            current.forget()
+        current = _Fetch(asyncio.get_running_loop().create_future(), interval)
+        state.fetches[slot] = current
+        current.task = asyncio.ensure_future(_send(state, slot, current, fetch))
+        current.task.add_done_callback(_consume)
+    return cast(T, await asyncio.shield(current.future))
+
+
+async def _send(state: _LoopState, slot: Slot, entry: _Fetch, fetch: Callable[[], Awaitable[Any]]) -> None:
+    # From here on the request is (about to be) on its way: later callers may join only if they
+    # asked before now.
+    entry.sent_at = time.time()
+    try:
+        entry.future.set_result(await fetch())
+    except Exception as exc:  # every waiter re-raises it and handles it as it would its own
+        entry.future.set_exception(exc)
+        entry.future.add_done_callback(_consume)
+    finally:
+        if not entry.future.done():  # cancelled (the loop is shutting down): nobody may wait forever
+            entry.future.cancel()
+        _schedule_drop(state, slot, entry)
+
+
+def _schedule_drop(state: _LoopState, slot: Slot, entry: _Fetch) -> None:
+    """Forget ``entry`` when the tick it was sent in has passed (at once if it already has)."""
+    if state.fetches.get(slot) is not entry:
+        return
+    sent = entry.sent_at if entry.sent_at is not None else time.time()
+    tick_end = (math.floor(sent / entry.interval) + 1) * entry.interval
+    loop = asyncio.get_running_loop()
+    entry.drop = loop.call_later(max(tick_end - time.time(), 0.0), _drop, state, slot, entry)
+
+
+def _drop(state: _LoopState, slot: Slot, entry: _Fetch) -> None:
+    entry.drop = None
+    if state.fetches.get(slot) is entry:
+        del state.fetches[slot]
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -62,6 +62,7 @@ class _MediaPocketPollingTrigger(BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         self._interval = MIN_INTERVAL
         self._tick = 0
+        self._started = 0.0
         self._hook_key = ""
         self.end_time = float(end_time)
         self.poll_interval = float(poll_interval)
@@ -90,8 +91,14 @@ class _MediaPocketPollingTrigger(BaseTrigger):
         raise NotImplementedError
 
     async def shared(self, what: str, fetch: Callable[[], Awaitable[T]]) -> T:
-        """``fetch()`` shared with every trigger of this process polling ``what`` in the same tick."""
-        return await _shared.coalesced(self._hook_key, what, self._interval, self._tick, fetch)
+        """``fetch()`` shared with the triggers of this process polling ``what`` in the same tick.
+
+        Only an answer to a request sent after this poll became due is shared: after the start of
+        the tick, and for the first poll after this wait began (the run or media it waits for was
+        made before that; a list taken earlier in the tick would not show it).
+        """
+        not_before = max(self._tick * self._interval, self._started)
+        return await _shared.coalesced(self._hook_key, what, self._interval, not_before, fetch)
 
     def timeout_event(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -106,6 +113,7 @@ class _MediaPocketPollingTrigger(BaseTrigger):
         poll together and share one request (see :mod:`._shared`), as they share one client.
         """
         self._interval = max(self.poll_interval, MIN_INTERVAL)
+        self._started = time.time()
         self._hook_key, hook = _shared.acquire(
             self.mediapocket_conn_id, self.hook_params, refresh_every=self._interval
         )
@@ -186,9 +194,11 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         return {"asset_id": self.asset_id, "dag_action_run_id": self.dag_action_run_id}
 
     async def check(self, hook: MediaPocketHook) -> dict[str, Any] | None:
-        runs = await self.shared(f"runs/{self.asset_id}", lambda: hook.alist_dag_action_runs(self.asset_id))
-        run = _api.find_run(runs, self.dag_action_run_id, self.asset_id, _api.path("assets", self.asset_id,
-                                                                                   "dag_action_runs"))
+        # One listing per asset and tick, shared; only this trigger's run is validated from it (an
+        # asset's thousands of runs validated on the event loop would stall every other trigger). The
+        # listing was requested after this wait began, so a run missing from it is really missing.
+        runs = await self.shared(f"runs/{self.asset_id}", lambda: hook.aget_dag_action_run_listing(self.asset_id))
+        run = _api.find_run(runs, self.dag_action_run_id)
         self._log_new_messages(run)
         self.log.debug("Polled %s", run_summary(run, self.asset_id))
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
