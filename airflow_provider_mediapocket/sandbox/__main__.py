@@ -24,6 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dag-action-run-seconds", type=float, default=5.0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds every request waits (network stand-in)")
     parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--connection-timeout", type=float, default=30.0,
+        help="seconds before an idle or stalled connection is closed",
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=10 * 1024 * 1024, help="larger request bodies get 413"
+    )
     parser.add_argument("--seed", type=int, default=None)
     return parser
 
@@ -39,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         dag_action_run_seconds=args.dag_action_run_seconds,
         seed=args.seed,
         latency=args.latency,
+        connection_timeout=args.connection_timeout,
+        max_body_bytes=args.max_body_bytes,
     )
     if args.fault_rate > 0:
         kinds = {"500": 1.0, "502": 1.0, "503": 1.0, "429": 1.0, "drop": 1.0, "lost": 1.0}
