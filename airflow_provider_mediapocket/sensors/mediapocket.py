@@ -11,7 +11,12 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._validation import check_id
-from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocketError, MediaPocketTimeoutError
+from airflow_provider_mediapocket.exceptions import (
+    TRANSIENT_ERRORS,
+    MediaPocketError,
+    MediaPocketSensorTimeout,
+    MediaPocketTimeoutError,
+)
 from airflow_provider_mediapocket.operators._common import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
@@ -125,7 +130,15 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         return self.run_trigger(asset_id, run_id, end_time, self.poke_interval)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        return self.finish_run_event(event)
+        """Finish after the trigger's event: the run (success), or raise on failure, error or timeout.
+
+        :param context: the task's context.
+        :param event: the DagActionRunTrigger's event.
+        """
+        try:
+            return self.finish_run_event(event)
+        except MediaPocketTimeoutError as exc:  # the trigger's "timeout" event: the sensor's timeout
+            raise MediaPocketSensorTimeout(str(exc)) from None
 
 
 class MediaPocketAssetSensor(_MediaPocketSensor):
@@ -185,10 +198,16 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Finish after the trigger's event: the asset (ready), or raise on failure, error or timeout.
+
+        :param context: the task's context.
+        :param event: the AssetTrigger's event.
+        """
         status = event.get("status") if isinstance(event, dict) else None
         if status == "success":
             self.log.info(event.get("message", ""))
             return event["asset"]
         if status == "timeout":
-            raise MediaPocketTimeoutError(str(event.get("message")))
+            # The same end as poke and reschedule mode: AirflowSensorTimeout, never retried.
+            raise MediaPocketSensorTimeout(str(event.get("message")))
         raise MediaPocketError(str(event.get("message") if isinstance(event, dict) else event))
