@@ -698,6 +698,38 @@ class _RequestHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The HTTP layer's own errors (bad request line, 414, 431, 501, ...) as JSON, like the API's,
+        instead of the standard library's HTML page; the connection is closed after them."""
+        self.close_connection = True
+        # Before the request line is understood the version is HTTP/0.9, which has no status line
+        # or headers: answer as HTTP/1.1 so that any client can read the error.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
+        reason = self.responses.get(code, ("Error", ""))[0]
+        self.send_response(code, reason)
+        self.send_header("Connection", "close")
+        if code < 200 or code in (204, 205, 304) or self.command == "HEAD":
+            self.end_headers()
+            return
+        payload = _encode({"error": message or reason})
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def handle_expect_100(self) -> bool:
+        # Refuse an unusable or too large body before inviting the client to send it.
+        try:
+            self._content_length()
+        except _Refused as refused:
+            split = urlsplit(self.path)
+            query = dict(parse_qsl(split.query, keep_blank_values=True))
+            self.server.sandbox.record(RequestRecord(self.command, split.path, query, None, refused.status))
+            self._refuse(refused.status, refused.message)
+            return False
+        return super().handle_expect_100()
+
     def _refuse(self, status: int, message: str) -> None:
         """Answer an HTTP-level error (JSON, like the API's) and close: after a bad or unread body the
         rest of the stream cannot be trusted to start the next request."""

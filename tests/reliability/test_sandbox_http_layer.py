@@ -110,6 +110,37 @@ def test_unusable_content_length_gets_a_json_error_and_a_close(
     assert_still_serves(sandbox)
 
 
+def test_expect_100_continue_with_a_too_large_body_is_refused_before_the_body(sandbox: MediaPocketSandbox) -> None:
+    with connect(sandbox) as sock:
+        sock.sendall(request_head(sandbox, "POST", "/api/v2/assets", "Expect: 100-continue", f"Content-Length: {10**12}"))
+        answer = read_answer(sock)  # the 413 itself, no "100 Continue" first
+        assert_json_error(answer, 413, "too large")
+        assert_closed(sock)
+    assert_still_serves(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /api/v2/projects HTTP/9.9\r\n\r\n", 505),
+        (b"GET /" + b"x" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /api/v2/projects HTTP/1.1\r\nX-Long: " + b"x" * 70_000 + b"\r\n\r\n", 431),
+        (b"GET /api/v2/projects HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 200 + b"\r\n", 431),
+        (b"BREW /api/v2/projects HTTP/1.1\r\n\r\n", 501),
+    ],
+    ids=["request line", "version", "long target", "long header", "many headers", "unknown method"],
+)
+def test_malformed_requests_get_a_json_error(sandbox: MediaPocketSandbox, raw: bytes, status: int) -> None:
+    with connect(sandbox) as sock:
+        sock.sendall(raw)
+        answer = read_answer(sock)
+        assert answer is not None and answer[0] == status
+        assert answer[1]["content-type"].startswith("application/json") and answer[2]["error"]
+        assert_closed(sock)
+    assert_still_serves(sandbox)
+
+
 def test_deeply_nested_body_gets_400_and_the_connection_goes_on(sandbox: MediaPocketSandbox) -> None:
     body = b"[" * 200_000 + b"]" * 200_000
     assert len(body) <= MAX_BODY * 8  # the cap below is raised for this case only
