@@ -98,7 +98,7 @@ def test_200_run_waits_in_one_loop_survive_faults_and_share_polls(sandbox: Media
         assert str(event["run"]["id"]) == run_id
         assert event["status"] == ("failed" if action == 4 else "success"), event
         assert event["run"]["status"] == ("failed" if action == 4 else "completed")
-        assert event["run"]["dag_action"]["id"] == action
+        assert event["run"]["dag_action"]["id"] == str(action)  # ids are strings
         assert event["new_messages"][0] == "Set in queue..." and event["new_messages"][-1] == LAST_MESSAGE[action]
         assert json.loads(json.dumps(event)) == event
         assert sandbox.api_key not in json.dumps(event)
