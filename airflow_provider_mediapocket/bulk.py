@@ -194,7 +194,7 @@ async def _standalone(hook: MediaPocketHook, item: dict[str, Any], attempts: int
             if attempt == attempts - 1:
                 raise
             current = await hook.aget_asset(asset.id)
-            if current.original_filename is not None or current.media_type != "placeholder":
+            if not current.is_placeholder:
                 return ItemResult(external_id, asset.id, "created")
         except MediaPocketError as exc:
             exc.created_asset_id = asset.id  # type: ignore[attr-defined]

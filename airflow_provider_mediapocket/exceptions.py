@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    from airflow.sdk.exceptions import AirflowException
-except ImportError:  # pragma: no cover - Airflow 3.0 kept it only in airflow.exceptions
-    from airflow.exceptions import AirflowException  # type: ignore[attr-defined,unused-ignore]
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+except ImportError:  # pragma: no cover - Airflow 3.0 kept them only in airflow.exceptions
+    from airflow.exceptions import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+        AirflowException,
+        AirflowSensorTimeout,
+    )
 
 
 class MediaPocketError(AirflowException):
@@ -147,6 +150,15 @@ class MediaPocketRunFailedError(MediaPocketError):
 
 class MediaPocketTimeoutError(MediaPocketError):
     """A wait (run or asset) passed its deadline."""
+
+
+class MediaPocketSensorTimeout(MediaPocketTimeoutError, AirflowSensorTimeout):
+    """A sensor's deferred wait passed the sensor's ``timeout``.
+
+    Also an ``AirflowSensorTimeout``, so that a deferrable sensor ends like one in poke or reschedule
+    mode: failed without retries (or skipped with ``soft_fail``), instead of waiting all over again
+    on every retry.
+    """
 
 
 #: Failures worth polling again after the hook's own retries ran out: they say nothing about the

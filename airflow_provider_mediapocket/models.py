@@ -10,11 +10,12 @@ parameter and says what is wrong with its value.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictStr,
@@ -32,8 +33,37 @@ __all__ = ["check_id"]
 TITLE_MAX_LENGTH = 255
 
 
+#: An object id (or a reference to one): always a string, also when the API sends a number. Ids are
+#: compared as strings everywhere (a templated id arrives as a string), and one object type may come
+#: with either. Coerced in pydantic's core: no Python call per id in a long run list.
+Id = Annotated[str, Field(coerce_numbers_to_str=True)]
+
+T = TypeVar("T")
+
+
+def _null_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _null_dict(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _null_zero(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+#: A list the API may send as ``null``: read as empty instead of failing the whole call.
+Items = Annotated[list[T], BeforeValidator(_null_list)]
+#: A JSON object the API may send as ``null``: read as empty.
+Mapping = Annotated[dict[str, T], BeforeValidator(_null_dict)]
+#: A count the API may send as ``null``: read as 0.
+Count = Annotated[int, BeforeValidator(_null_zero)]
+
+
 class MediaPocketModel(BaseModel):
-    """Base of every response model: unknown fields are kept."""
+    """Base of every response model: unknown fields are kept; ids are strings; a ``null`` list, object
+    or count (``tags: null``) reads as empty instead of failing the whole call."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -43,7 +73,7 @@ class MediaPocketModel(BaseModel):
 
 
 class User(MediaPocketModel):
-    id: int | str
+    id: Id
     email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
@@ -52,37 +82,37 @@ class User(MediaPocketModel):
 
 
 class UserGroup(MediaPocketModel):
-    id: int | str
+    id: Id
     name: str | None = None
     description: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
-    users: list[User] = Field(default_factory=list)
+    users: Items[User] = Field(default_factory=list)
 
 
 class Comment(MediaPocketModel):
-    id: int | str
+    id: Id
     message: str | None = None
     updated_at: str | None = None
     user: User | None = None
-    mentioned_users: list[Any] = Field(default_factory=list)
+    mentioned_users: Items[Any] = Field(default_factory=list)
 
 
 class Asset(MediaPocketModel):
-    id: str
-    external_id: str | None = None
-    parent_id: str | None = None
-    project_id: str | None = None
+    id: Id
+    external_id: Id | None = None
+    parent_id: Id | None = None
+    project_id: Id | None = None
     owner: str | None = None
     title: str | None = None
     description: str | None = None
     category: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    ai_tags: list[str] = Field(default_factory=list)
+    tags: Items[str] = Field(default_factory=list)
+    ai_tags: Items[str] = Field(default_factory=list)
     status: str | None = None
     media_type: str | None = None
     original_filename: str | None = None
-    drop_folder_id: str | None = None
+    drop_folder_id: Id | None = None
     md5_sum: str | None = None
     created_date: str | None = None
     modification_date: str | None = None
@@ -90,8 +120,14 @@ class Asset(MediaPocketModel):
 
     @property
     def is_processing(self) -> bool:
-        """True while Media Pocket is still processing the asset's media."""
-        return self.media_type == "processing"
+        """True while Media Pocket is still processing the asset's media (``media_type`` in any case,
+        as run statuses are)."""
+        return (self.media_type or "").strip().lower() == "processing"
+
+    @property
+    def is_placeholder(self) -> bool:
+        """True for an asset without media: ``media_type`` placeholder (any case) and no original file."""
+        return self.original_filename is None and (self.media_type or "").strip().lower() == "placeholder"
 
     @property
     def is_trashed(self) -> bool:
@@ -103,17 +139,17 @@ class Attachment(Asset):
 
 
 class Project(MediaPocketModel):
-    id: str
-    external_id: str | None = None
-    project_id: str | None = None
+    id: Id
+    external_id: Id | None = None
+    project_id: Id | None = None
     owner: str | None = None
     title: str | None = None
     description: str | None = None
     category: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: Items[str] = Field(default_factory=list)
     media_type: str | None = None
     is_public: bool | None = Field(default=None, alias="isPublic")
-    thumbnail_asset_id: str | None = None
+    thumbnail_asset_id: Id | None = None
     created_date: str | None = None
     modification_date: str | None = None
     deleted: str | None = None
@@ -121,11 +157,11 @@ class Project(MediaPocketModel):
 
 
 class Collection(MediaPocketModel):
-    id: str
+    id: Id
     title: str | None = None
     description: str | None = None
     category: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: Items[str] = Field(default_factory=list)
     owner: str | None = None
     media_type: str | None = None
     is_public: bool | None = Field(default=None, alias="isPublic")
@@ -135,62 +171,62 @@ class Collection(MediaPocketModel):
 
 
 class Media(MediaPocketModel):
-    id: int | str
+    id: Id
     filename: str | None = None
 
 
 class DagAction(MediaPocketModel):
-    id: int | str
+    id: Id
     name: str | None = None
     description: str | None = None
     category: str | None = None
 
 
 class DagActionRunMessage(MediaPocketModel):
-    id: int | str
+    id: Id
     message: str | None = None
     created_at: str | None = None
 
 
 class DagActionRun(MediaPocketModel):
-    id: int | str
+    id: Id
     status: str | None = None
     created_at: str | None = None
     dag_action: DagAction | None = None
-    dag_action_run_messages: list[DagActionRunMessage] = Field(default_factory=list)
+    dag_action_run_messages: Items[DagActionRunMessage] = Field(default_factory=list)
 
 
 class HistoryEventTarget(MediaPocketModel):
     target_type: str | None = None
-    target: dict[str, Any] = Field(default_factory=dict)
+    target: Mapping[Any] = Field(default_factory=dict)
 
 
 class HistoryEvent(MediaPocketModel):
-    id: int | str
-    user_id: int | str | None = None
+    id: Id
+    user_id: Id | None = None
     event_type: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
-    event_targets: list[HistoryEventTarget] = Field(default_factory=list)
+    event_targets: Items[HistoryEventTarget] = Field(default_factory=list)
 
 
 class HistoryPage(MediaPocketModel):
-    results: list[HistoryEvent] = Field(default_factory=list)
+    results: Items[HistoryEvent] = Field(default_factory=list)
     next_cursor: str | int | None = None
 
 
 class Stats(MediaPocketModel):
-    assets: int = 0
-    projects: int = 0
-    total_size: int = 0
-    media_types: dict[str, int] = Field(default_factory=dict)
+    assets: Count = 0
+    projects: Count = 0
+    total_size: Count = 0
+    media_types: Mapping[int] = Field(default_factory=dict)
 
 
 class ProjectContents(MediaPocketModel):
     """``GET /projects/:id/assets``: the assets, sub-projects and stats of a project."""
 
-    assets: list[Asset] = Field(default_factory=list)
-    subprojects: list[Project] = Field(default_factory=list)
+    assets: Items[Asset] = Field(default_factory=list)
+    subprojects: Items[Project] = Field(default_factory=list)
     stats: Stats | None = None
 
 
@@ -252,6 +288,12 @@ class AssetCreate(_MetadataFields):
     media_type: Literal["article"] | None = None
 
     _title = field_validator("title")(_check_title)
+
+    @field_validator("media_type", mode="before")
+    @classmethod
+    def _fold_media_type(cls, value: Any) -> Any:
+        # Media types compare case-insensitively, like statuses: "Article" is sent as "article".
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class AssetUpdate(_MetadataFields):

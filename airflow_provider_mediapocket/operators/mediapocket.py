@@ -218,7 +218,7 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
         """A retry: the asset exists already; add its media if the previous try did not."""
         self.log.info("Re-attaching to asset %s created by an earlier try", asset_id)
         asset = self.hook.get_asset(asset_id)
-        if asset.original_filename is not None or asset.media_type != "placeholder":
+        if not asset.is_placeholder:
             return asset
         if self.file_url is not None:
             self._add_media(asset.id)

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-rate", type=float, default=0.0, metavar="FRACTION",
                         help="fraction (0 to 1) of API requests that fail at random with 500, 502, 503, 429, "
                              "a dropped connection or a lost answer, to try retries (default: %(default)s)")
+    parser.add_argument("--connection-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="seconds before an idle or stalled client connection is closed (default: %(default)s)")
+    parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, metavar="BYTES",
+                        help="largest request body accepted; a larger one gets HTTP 413 (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed of the faults and run outcomes, for a reproducible session "
                              "(default: none)")
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         dag_action_run_seconds=args.dag_action_run_seconds,
         seed=args.seed,
         latency=args.latency,
+        connection_timeout=args.connection_timeout,
+        max_body_bytes=args.max_body_bytes,
     )
     if args.fault_rate > 0:
         kinds = {"500": 1.0, "502": 1.0, "503": 1.0, "429": 1.0, "drop": 1.0, "lost": 1.0}

@@ -602,6 +602,15 @@ def _encode(body: JSON) -> bytes:
 
 
 # ---------------------------------------------------------------------- HTTP server
+class _Refused(Exception):
+    """A request refused at the HTTP layer (unusable framing, body too large or too slow)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -610,7 +619,32 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], sandbox: MediaPocketSandbox) -> None:
         self.sandbox = sandbox
+        # Every accepted connection until its handler is done with it, so that stop() can end the
+        # kept-alive ones (their handler threads would otherwise go on answering after stop()).
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        with self._connections_lock:
+            self._connections.add(connection)
+        return connection, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down every open connection: a handler blocked on a read sees EOF and ends, the peer sees
+        EOF or a reset. Only ``shutdown`` here; the handler thread closes its own socket (closing it from
+        this thread could close a file descriptor number that is already reused)."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -619,6 +653,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # client's delayed ACK add ~40 ms to every keep-alive response.
     disable_nagle_algorithm = True
     server: _Server
+
+    def setup(self) -> None:
+        # A socket timeout on every read and write of the connection: an idle kept-alive connection,
+        # a request that stops half-way and a client that never reads its answer each end after
+        # ``connection_timeout`` seconds instead of holding a handler thread forever.
+        super().setup()
+        self.connection.settimeout(self.server.sandbox.connection_timeout)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Never log (requests carry the API key in a header)."""
@@ -660,16 +701,111 @@ class _RequestHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The HTTP layer's own errors (bad request line, 414, 431, 501, ...) as JSON, like the API's,
+        instead of the standard library's HTML page; the connection is closed after them."""
+        self.close_connection = True
+        # Before the request line is understood the version is HTTP/0.9, which has no status line
+        # or headers: answer as HTTP/1.1 so that any client can read the error.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
+        reason = self.responses.get(code, ("Error", ""))[0]
+        self.send_response(code, reason)
+        self.send_header("Connection", "close")
+        if code < 200 or code in (204, 205, 304) or self.command == "HEAD":
+            self.end_headers()
+            return
+        payload = _encode({"error": message or reason})
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def handle_expect_100(self) -> bool:
+        # Refuse an unusable or too large body before inviting the client to send it.
+        try:
+            self._content_length()
+        except _Refused as refused:
+            split = urlsplit(self.path)
+            query = dict(parse_qsl(split.query, keep_blank_values=True))
+            self.server.sandbox.record(RequestRecord(self.command, split.path, query, None, refused.status))
+            self._refuse(refused.status, refused.message)
+            return False
+        return super().handle_expect_100()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer an HTTP-level error (JSON, like the API's) and close: after a bad or unread body the
+        rest of the stream cannot be trusted to start the next request."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self._send(status, _encode({"error": message}), {"Connection": "close"})
+            # Lingering close: closing with unread request bytes makes the kernel send a reset, which
+            # can destroy the answer before the client reads it. Read and discard for a bounded while.
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + min(self.server.sandbox.connection_timeout, 2.0)
+            budget = 1 << 20
+            while budget > 0 and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                chunk = self.connection.recv(1 << 16)
+                if not chunk:
+                    break
+                budget -= len(chunk)
+
+    def _content_length(self) -> int:
+        """The body's length from a usable ``Content-Length`` (none: 0)."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise _Refused(411, "Transfer-Encoding is not supported: send the body with a Content-Length")
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return 0
+        text = values[0].strip()
+        if len(values) > 1 or not (text.isascii() and text.isdigit()):
+            raise _Refused(400, f"Invalid Content-Length header: {', '.join(values)[:40]!r}")
+        length = int(text)
+        limit = self.server.sandbox.max_body_bytes
+        if length > limit:
+            raise _Refused(413, f"Request body too large: {length} bytes, the limit is {limit}")
+        return length
+
+    def _read_body(self, length: int) -> bytes:
+        """Exactly ``length`` bytes of body, all within one ``connection_timeout`` (a client dripping a
+        byte at a time cannot hold the thread either)."""
+        timeout = self.server.sandbox.connection_timeout
+        deadline = time.monotonic() + timeout
+        chunks: list[bytes] = []
+        remaining = length
+        try:
+            while remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(remaining, 1 << 16))
+                if not chunk:
+                    raise _Refused(400, f"Request body ended after {length - remaining} of {length} bytes")
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except TimeoutError:
+            raise _Refused(
+                408, f"Request body not received within {timeout:g}s ({length - remaining} of {length} bytes)"
+            ) from None
+        self.connection.settimeout(timeout)
+        return b"".join(chunks)
+
     def _handle(self, method: str) -> None:
         sandbox = self.server.sandbox
         split = urlsplit(self.path)
         path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
+        try:
+            raw = self._read_body(self._content_length())
+        except _Refused as refused:
+            sandbox.record(RequestRecord(method, path, query, None, refused.status))
+            self._refuse(refused.status, refused.message)
+            return
         try:
             body: Any = json.loads(raw) if raw.strip() else None
             bad_json = False
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             body, bad_json = raw.decode("utf-8", "replace"), True
 
         def record(status: int | None, fault: str | None = None) -> None:
@@ -724,9 +860,20 @@ class MediaPocketSandbox:
         port: int = 0,
         state: SandboxState | None = None,
         latency: float = 0.0,
+        connection_timeout: float = 30.0,
+        max_body_bytes: int = 10 * 1024 * 1024,
         **state_kwargs: Any,
     ) -> None:
+        if not (isinstance(connection_timeout, (int, float)) and 0 < connection_timeout < float("inf")):
+            raise ValueError(f"connection_timeout must be a positive number of seconds (got {connection_timeout!r})")
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
+            raise ValueError(f"max_body_bytes must be a non-negative int (got {max_body_bytes!r})")
         self.api_key = api_key
+        #: Seconds a connection may stay idle between requests, or take to send one request's body, or
+        #: to take in an answer, before the sandbox closes it (408 when a body is incomplete).
+        self.connection_timeout = float(connection_timeout)
+        #: Largest request body accepted; a larger ``Content-Length`` gets 413 without being read.
+        self.max_body_bytes = max_body_bytes
         #: Seconds every API request waits before it is handled: a stand-in for the network round trip
         #: to the real service (benchmarks use it; 0 for tests).
         self.latency = latency
@@ -757,11 +904,13 @@ class MediaPocketSandbox:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving, end every open connection (kept-alive ones get EOF, not another answer) and
+        release the port."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None

@@ -11,7 +11,12 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._validation import check_id
-from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocketError, MediaPocketTimeoutError
+from airflow_provider_mediapocket.exceptions import (
+    TRANSIENT_ERRORS,
+    MediaPocketError,
+    MediaPocketSensorTimeout,
+    MediaPocketTimeoutError,
+)
 from airflow_provider_mediapocket.operators._common import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
@@ -42,6 +47,15 @@ class _MediaPocketSensor(MediaPocketMixin, BaseSensorOperator):
 
     def make_trigger(self, end_time: float) -> Any:
         raise NotImplementedError
+
+    @staticmethod
+    def state_store(context: Any) -> Any:
+        """The try's ``task_state_store`` (Airflow >= 3.3), or None.
+
+        In reschedule mode every poke runs in a new process with a new sensor object: what must
+        survive between pokes (messages already logged, the last status logged) is kept there.
+        """
+        return context.get("task_state_store") if hasattr(context, "get") else None
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
@@ -101,19 +115,26 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         except TRANSIENT_ERRORS as exc:
             self.log.warning("Transient Media Pocket error, poking again: %s", exc)
             return False
-        # In reschedule mode every poke is a new process: the count of messages already logged is kept
-        # in task_state_store (Airflow >= 3.3) so each message still reaches the log once.
-        store = context.get("task_state_store") if hasattr(context, "get") else None
+        # In reschedule mode every poke is a new process: the count of messages already logged and the
+        # last status logged are kept in task_state_store (Airflow >= 3.3), so each message reaches the
+        # log once and a status is logged when it changes, not at every poke.
+        store = self.state_store(context)
         key = f"mediapocket_messages_seen_{asset_id}_{run_id}"
+        status_key = f"mediapocket_last_status_{asset_id}_{run_id}"
         if store is not None:
             self._messages_seen = max(self._messages_seen, int(store.get(key) or 0))
+            if self._last_status is None:
+                self._last_status = store.get(status_key) or None
         seen = self.log_new_run_messages(run, self._messages_seen)
         if store is not None and seen != self._messages_seen:
             store.set(key, seen)
         self._messages_seen = seen
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
         self.log.debug(run_summary(run, asset_id))
+        previous = self._last_status
         self.note_run_status(run, asset_id, outcome)
+        if store is not None and run.status != previous:
+            store.set(status_key, run.status or "")
         if outcome == "failed":
             self.raise_for_failed_run(run, asset_id)
         if outcome == "success":
@@ -125,7 +146,15 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         return self.run_trigger(asset_id, run_id, end_time, self.poke_interval)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        return self.finish_run_event(event)
+        """Finish after the trigger's event: the run (success), or raise on failure, error or timeout.
+
+        :param context: the task's context.
+        :param event: the DagActionRunTrigger's event.
+        """
+        try:
+            return self.finish_run_event(event)
+        except MediaPocketTimeoutError as exc:  # the trigger's "timeout" event: the sensor's timeout
+            raise MediaPocketSensorTimeout(str(exc)) from None
 
 
 class MediaPocketAssetSensor(_MediaPocketSensor):
@@ -156,6 +185,7 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
             None if target_statuses is None else normalise_statuses("target_statuses", target_statuses, frozenset())
         )
         self.wait_for_media = wait_for_media
+        self._last_message: str | None = None
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         try:
@@ -166,7 +196,16 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         outcome, message = asset_state(asset, wait_for_media=self.wait_for_media, target_statuses=self.target_statuses)
         if outcome == "failed":
             raise MediaPocketError(message)
-        self.log.info(message)
+        # Log the asset's state when it changes, not at every poke (across reschedules too).
+        store = self.state_store(context)
+        key = f"mediapocket_asset_state_{asset.id}"
+        if store is not None and self._last_message is None:
+            self._last_message = store.get(key) or None
+        if message != self._last_message:
+            self.log.info(message)
+            if store is not None:
+                store.set(key, message)
+            self._last_message = message
         if outcome == "ready":
             return PokeReturnValue(is_done=True, xcom_value=asset.to_xcom())
         return False
@@ -185,10 +224,16 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """Finish after the trigger's event: the asset (ready), or raise on failure, error or timeout.
+
+        :param context: the task's context.
+        :param event: the AssetTrigger's event.
+        """
         status = event.get("status") if isinstance(event, dict) else None
         if status == "success":
             self.log.info(event.get("message", ""))
             return event["asset"]
         if status == "timeout":
-            raise MediaPocketTimeoutError(str(event.get("message")))
+            # The same end as poke and reschedule mode: AirflowSensorTimeout, never retried.
+            raise MediaPocketSensorTimeout(str(event.get("message")))
         raise MediaPocketError(str(event.get("message") if isinstance(event, dict) else event))

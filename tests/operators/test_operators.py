@@ -417,7 +417,7 @@ def test_start_by_id_waits_for_completion(sandbox: MediaPocketSandbox, hook: Med
 def test_start_by_name(sandbox: MediaPocketSandbox, hook: MediaPocketHook) -> None:
     asset = hook.create_asset("action")
     result = start_op(asset.id, dag_action_name=" publish ", wait_for_completion=False).execute(make_context())
-    assert result["dag_action"]["id"] == 3
+    assert result["dag_action"]["id"] == "3"
     assert len(calls(sandbox, "POST", f"/api/v2/assets/{asset.id}/dag_actions/3")) == 1
 
 
