@@ -70,7 +70,7 @@ def ambiguous(what: str, ids: Sequence[Any]) -> MediaPocketOperationError:
     return MediaPocketOperationError(
         f"{what}: the answer to an earlier attempt was lost and {len(ids)} matching objects were created since "
         f"({', '.join(str(i) for i in ids)}); one may be someone else's, so none is taken and none is created: "
-        "check them in Media Pocket, remove the extra one, and clear the task's state or run it again"
+        "check them in Media Pocket and remove the extra one(s); the next try then takes the one left"
     )
 
 
