@@ -174,12 +174,14 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
     def _create(self, store: Any) -> Asset:
         hook = self.hook
         if self.project_id is not None:
+            self._found: set[str] = set()
             asset = self.create_once(
                 store, self.state_key, self._what(), lambda: self._create_in_project(store),
                 self._find_in_project, lambda found: found.id,
             )
-            # A create whose answer was lost may have made the asset without its media: check it.
-            return self._reuse(asset)
+            # A create whose answer was lost may have made the asset without its media: check what was
+            # found (a fresh answer needs no check; one found by "external id taken" was checked already).
+            return self._reuse(asset) if asset.id in self._found else asset
         # Outside a project the API has no listing: with external_id a resend is refused as a duplicate
         # (nothing to look for first), without one a lost answer cannot be checked at all.
         find: Any = (lambda sent_at: []) if self.external_id else None
@@ -228,9 +230,12 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
         """Assets of the project that an attempt sent at ``sent_at`` may have created."""
         assets = self.hook.list_project_assets(str(self.project_id)).assets
         if self.external_id:
-            return [asset for asset in assets if asset.external_id == self.external_id]
-        return matches(assets, sent_at, lambda asset: (asset.title, asset.external_id), (self.title, None),
-                       lambda asset: asset.created_date)
+            found = [asset for asset in assets if asset.external_id == self.external_id]
+        else:
+            found = matches(assets, sent_at, lambda asset: (asset.title, asset.external_id), (self.title, None),
+                            lambda asset: asset.created_date)
+        self._found.update(asset.id for asset in found)
+        return found
 
     def _add_media(self, asset_id: str) -> None:
         try:
