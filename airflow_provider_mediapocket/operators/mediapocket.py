@@ -783,15 +783,23 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
                 saved_pending[result.external_id] = result.asset_id
                 store.set(self.pending_key, saved_pending)
 
+        alarm = _AlarmForwarder()
+
         async def run() -> list[Any]:
+            alarm.install()
             try:
                 return await ingest(self.hook, items, project_id=project_id, max_concurrency=self.max_concurrency,
                                     done=done, pending=pending, on_progress=on_progress)
             finally:
+                alarm.uninstall()
                 await self.hook.aclose()
 
         try:
-            results = asyncio.run(run())
+            try:
+                results = asyncio.run(run())
+            except asyncio.CancelledError:
+                alarm.reraise()  # execution_timeout struck: end the try the way Airflow expects
+                raise
         finally:  # whatever ends the try, what was done is kept (each item was saved as it finished, too)
             if store is not None:
                 store.set(self.state_key, saved_done)
@@ -809,3 +817,52 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
                 "every other item was ingested; the results are in XCom key 'results'"
             )
         return payload
+
+
+class _AlarmForwarder:
+    """Make Airflow's ``execution_timeout`` (SIGALRM -> ``AirflowTaskTimeout``) stop an ``asyncio.run``.
+
+    Raised by a plain signal handler, the exception may land inside one of asyncio's callbacks or socket
+    reads, which catch it (log it, or turn it into a connection error of one request) and carry on: the
+    timeout would be lost. While the loop runs, SIGALRM is routed through the loop instead: it cancels
+    the main task (every item's progress is saved on the way out) and, once the loop has ended, the
+    original handler is called so the try ends with Airflow's own exception.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.fired = False
+        self.loop: Any = None
+
+    def install(self) -> None:
+        import asyncio
+        import signal
+        import threading
+
+        previous = signal.getsignal(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
+        if not callable(previous) or threading.current_thread() is not threading.main_thread():
+            return  # no Python-level timeout handler to forward (no execution_timeout, or not the main thread)
+        task = asyncio.current_task()
+        self.loop, self.previous = asyncio.get_running_loop(), previous
+
+        def on_alarm() -> None:
+            self.fired = True
+            if task is not None:
+                task.cancel()
+
+        self.loop.add_signal_handler(signal.SIGALRM, on_alarm)
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self.loop is not None:
+            self.loop.remove_signal_handler(signal.SIGALRM)
+            signal.signal(signal.SIGALRM, self.previous)  # remove_signal_handler left SIG_DFL
+            self.loop = None
+
+    def reraise(self) -> None:
+        import signal
+
+        if self.fired and callable(self.previous):
+            self.fired = False
+            self.previous(signal.SIGALRM, None)

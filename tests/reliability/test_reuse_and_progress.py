@@ -23,7 +23,7 @@ from airflow_provider_mediapocket.operators.mediapocket import (
 )
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox import server as sandbox_server
-from tests.reliability._helpers_kill import die_on_call
+from tests.reliability._helpers_kill import die_on_call, execution_timeout, is_request, on_request
 from tests.triggers._support import FakeStateStore, make_context
 
 FAST = {"retry_backoff": 0.01}
@@ -172,3 +172,23 @@ def test_bulk_in_project_killed_with_creates_in_flight_finishes_exactly_once(
     result = MediaPocketBulkIngestOperator(**kwargs).execute(make_context(store))
     assert all(r["status"] in ("created", "existing") for r in result)
     assert_exactly_once(mediapocket_sandbox, "proj", 30)
+
+
+def test_bulk_execution_timeout_signal_ends_the_try_and_keeps_progress(
+    mediapocket_sandbox: MediaPocketSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real mechanism: Airflow's execution_timeout raises AirflowTaskTimeout from a SIGALRM handler.
+    Raised inside asyncio's callbacks it would be swallowed and the ingest would go on; the operator
+    routes the signal through its loop, so the try ends with AirflowTaskTimeout and its progress saved."""
+    store = FakeStateStore()
+    kwargs: dict[str, Any] = {"task_id": "b", "items": manifest(30, "alarm"), "max_concurrency": 1,
+                              "hook_params": FAST}
+    with execution_timeout() as kill, monkeypatch.context() as patch:
+        on_request(mediapocket_sandbox, patch, is_request("POST", "/api/v2/assets"), kill, nth=17,
+                   apply=False, hold_until=kill.fired)
+        with pytest.raises(AirflowTaskTimeout):
+            MediaPocketBulkIngestOperator(**kwargs).execute(make_context(store))
+    assert len(store.get("mediapocket_bulk_created")) == 16
+    result = MediaPocketBulkIngestOperator(**kwargs).execute(make_context(store))
+    assert Counter(r["status"] for r in result) == {"existing": 16, "created": 14}
+    assert_exactly_once(mediapocket_sandbox, "alarm", 30)
