@@ -213,6 +213,16 @@ def test_start_still_being_applied_is_not_sent_again(mediapocket_sandbox: MediaP
     assert run_ids(mediapocket_sandbox, asset) == [int(run.id)]
 
 
+def test_start_applied_but_answered_late_is_adopted(mediapocket_sandbox: MediaPocketSandbox) -> None:
+    """The "slow" fault: the start is applied at once and answered after the client gave up."""
+    asset = mediapocket_sandbox.state.add_asset(title="Late answer")["id"]
+    start_path = f"/api/v2/assets/{asset}/dag_actions/{NEVER_ENDING}"
+    mediapocket_sandbox.inject("slow", method="POST", path_prefix=start_path, delay=1.0)
+    run = MediaPocketHook(timeout=0.3, retry_backoff=0.01).start_dag_action(asset, NEVER_ENDING, settle_seconds=1.0)
+    assert run_ids(mediapocket_sandbox, asset) == [int(run.id)]
+    assert len([r for r in mediapocket_sandbox.requests if r.method == "POST"]) == 1  # never re-sent
+
+
 def test_start_adopts_nothing_when_someone_else_started_one_too(
     mediapocket_sandbox: MediaPocketSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
