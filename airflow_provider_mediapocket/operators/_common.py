@@ -44,6 +44,7 @@ def unclear(exc: BaseException) -> bool:
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
+
 __all__ = [
     "ASSET_URL_KEY", "RUN_URL_KEY", "MediaPocketMixin", "default_deferrable", "positive_number", "unclear",
 ]
@@ -118,9 +119,10 @@ class MediaPocketMixin:
         intent = store.get(intent_key) if store is not None else None
         sent_at = intent.get("sent_at") if isinstance(intent, dict) else None
         if isinstance(sent_at, (int, float)):
-            found = self._recover(what, find, float(sent_at))
+            found = self._recover(what, find, float(sent_at), intent_key=intent_key)
             if found is not None:
                 return self._created(store, key, ident(found), found)
+            self.log.info("The create of %s sent at %s was not applied: sending it again", what, _when(sent_at))
         else:
             sent_at = time.time()
             if store is not None:
@@ -149,15 +151,24 @@ class MediaPocketMixin:
         return obj
 
     def _recover(
-        self, what: str, find: Callable[[float], list[T]] | None, sent_at: float, lost: MediaPocketError | None = None
+        self,
+        what: str,
+        find: Callable[[float], list[T]] | None,
+        sent_at: float,
+        lost: MediaPocketError | None = None,
+        intent_key: str | None = None,
     ) -> T | None:
         """The object an earlier attempt (sent at ``sent_at``) created, None if there is none."""
         if find is None:
             cause = f" ({lost})" if lost is not None else ""
+            clear = (
+                f" If it was not created, delete the task_state_store key {intent_key!r} (or clear the task's "
+                "state) to let the task create it." if intent_key else ""
+            )
             raise MediaPocketOperationError(
                 f"The create of {what} sent at {_when(sent_at)} may have been applied{cause}, and Media Pocket "
-                "has no listing in which it could be found: not creating another. Check in Media Pocket; to "
-                f"make this create idempotent, {IDEMPOTENCY_HINT}"
+                f"has no listing in which it could be found: not creating another. Check in Media Pocket.{clear} "
+                f"To make this create idempotent, {IDEMPOTENCY_HINT}"
             )
         candidates = find(sent_at)
         if len(candidates) > 1:
