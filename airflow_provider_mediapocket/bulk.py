@@ -6,17 +6,22 @@ usable on its own with a hook (``await ingest(hook, items, ...)``).
 Every item carries an ``external_id``: the handle that makes an unclear outcome recoverable. When the
 answer to a create is lost (dropped connection, 5xx after the request went out), the item is looked up
 by ``external_id`` among the project's assets before anything is sent again; "External id has already
-been taken" means an earlier attempt (or DAG run) created it, and the existing asset is used.
+been taken" means an earlier attempt (or DAG run) created it, and the existing asset is used once it is
+checked against the item: media missing -> added; media with another file name -> the item fails.
+
+Progress is reported item by item (``on_progress``) as each finishes, so a caller can save it at once:
+a try killed half-way loses nothing, and the next try skips what is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from airflow_provider_mediapocket._recovery import has_media
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
     MediaPocketError,
@@ -36,7 +41,11 @@ EXTERNAL_ID_TAKEN = "external id has already been taken"
 
 @dataclass
 class ItemResult:
-    """What happened to one item: ``status`` is created, existing (made earlier) or failed."""
+    """What happened to one item: ``status`` is created, existing (made earlier) or failed.
+
+    ``pending`` (only passed to ``on_progress``, never returned) means the asset exists but its media is
+    not confirmed yet: a later try resumes it instead of creating it again.
+    """
 
     external_id: str
     asset_id: str | None
@@ -124,15 +133,33 @@ async def ingest(
     max_concurrency: int = 16,
     done: Mapping[str, str] | None = None,
     attempts: int = 8,
+    pending: Mapping[str, str] | None = None,
+    on_progress: Callable[[ItemResult], None] | None = None,
 ) -> list[ItemResult]:
     """Create the assets of ``items`` (validated) with their media, at most ``max_concurrency`` at a time.
 
-    ``done`` maps external ids already handled (by an earlier try) to their asset ids: they are skipped.
+    :param hook: the hook whose async client sends the requests.
+    :param items: validated items (see :func:`validate_items`).
+    :param project_id: create the assets in this project (media in the same call), or None.
+    :param max_concurrency: requests in flight at once.
+    :param done: external ids already handled (by an earlier try) -> asset ids: they are skipped.
+    :param attempts: sends of one create at most.
+    :param pending: external ids whose asset an earlier try created without confirmed media -> asset ids:
+        the asset is resumed (media added when missing) instead of created again.
+    :param on_progress: called with each item's result as soon as it is known (and with status
+        ``pending`` when a standalone asset exists but its media is not added yet), on the event loop.
+
     Returns one result per item, in the items' order. Failed items are reported, never dropped.
     """
     semaphore = asyncio.Semaphore(max_concurrency)
     index = _ProjectIndex(hook, project_id) if project_id is not None else None
     done = dict(done or {})
+    pending = dict(pending or {})
+
+    def report(result: ItemResult) -> ItemResult:
+        if on_progress is not None:
+            on_progress(result)
+        return result
 
     async def one(item: dict[str, Any]) -> ItemResult:
         external_id = str(item["external_id"])
@@ -141,13 +168,18 @@ async def ingest(
         async with semaphore:
             try:
                 if index is not None:
-                    return await _in_project(hook, index, item, attempts)
-                return await _standalone(hook, item, attempts)
+                    return report(await _in_project(hook, index, item, attempts))
+                return report(await _standalone(hook, item, attempts, pending.get(external_id), report))
             except MediaPocketError as exc:
                 asset_id = getattr(exc, "created_asset_id", None)
-                return ItemResult(external_id, asset_id, "failed", str(exc))
+                return report(ItemResult(external_id, asset_id, "failed", str(exc)))
 
     return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+async def _reuse(hook: MediaPocketHook, asset: Asset, item: dict[str, Any]) -> Asset:
+    """An existing asset of this item, checked against it (media added when missing)."""
+    return await hook.areuse_asset(asset, file_url=item.get("file_url"), filename=item.get("filename"))
 
 
 async def _in_project(hook: MediaPocketHook, index: _ProjectIndex, item: dict[str, Any], attempts: int) -> ItemResult:
@@ -163,19 +195,30 @@ async def _in_project(hook: MediaPocketHook, index: _ProjectIndex, item: dict[st
             existing = await index.find(external_id, sent_at)
             if existing is None:
                 raise
+            existing = await _reuse(hook, existing, item)
             return ItemResult(external_id, existing.id, "created" if attempt else "existing")
         except UNCLEAR:
             if attempt == attempts - 1:
                 raise
             existing = await index.find(external_id, sent_at)
-            if existing is not None:  # the lost answer's create did happen
+            if existing is not None:  # the lost answer's create did happen (its media may not have)
+                existing = await _reuse(hook, existing, item)
                 return ItemResult(external_id, existing.id, "created")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _standalone(hook: MediaPocketHook, item: dict[str, Any], attempts: int) -> ItemResult:
+async def _standalone(
+    hook: MediaPocketHook,
+    item: dict[str, Any],
+    attempts: int,
+    resume_id: str | None,
+    report: Callable[[ItemResult], ItemResult],
+) -> ItemResult:
     """Without a project there is no lookup by external_id: a lost create answer is reported, not guessed."""
     external_id = str(item["external_id"])
+    if resume_id is not None:  # an earlier try created the asset; its media may be missing
+        asset = await _reuse(hook, await hook.aget_asset(resume_id), item)
+        return ItemResult(external_id, asset.id, "created")
     fields = {key: item.get(key) for key in METADATA}
     try:
         asset = await hook.acreate_asset(item["title"], **fields)
@@ -186,6 +229,7 @@ async def _standalone(hook: MediaPocketHook, item: dict[str, Any], attempts: int
                 "offers no lookup by external_id, so it cannot be re-used: give project_id"
             ) from exc
         raise
+    report(ItemResult(external_id, asset.id, "pending"))
     for attempt in range(attempts):
         try:
             await hook.aadd_media(asset.id, item["file_url"], item.get("filename"))
@@ -194,7 +238,7 @@ async def _standalone(hook: MediaPocketHook, item: dict[str, Any], attempts: int
             if attempt == attempts - 1:
                 raise
             current = await hook.aget_asset(asset.id)
-            if not current.is_placeholder:
+            if has_media(current):
                 return ItemResult(external_id, asset.id, "created")
         except MediaPocketError as exc:
             exc.created_asset_id = asset.id  # type: ignore[attr-defined]

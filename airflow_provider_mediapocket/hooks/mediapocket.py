@@ -24,13 +24,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__
+from airflow_provider_mediapocket._recovery import has_media, reuse_problem
 from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import ApiCall, RetryPolicy, Send, Sleep, exchange
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketAuthError,
     MediaPocketConfigError,
     MediaPocketError,
+    MediaPocketOperationError,
     MediaPocketPermissionError,
+    MediaPocketRateLimitError,
     MediaPocketServerError,
     MediaPocketTransportError,
     MediaPocketValidationError,
@@ -61,7 +64,8 @@ except ImportError:  # pragma: no cover - Airflow before the task SDK exported i
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
 T = TypeVar("T")
-Plan = Generator[ApiCall[Any], Any, T]
+# A multi-call plan yields the calls to make (and, to wait between them, a Sleep).
+Plan = Generator[ApiCall[Any] | Sleep, Any, T]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_LIMIT = 3
@@ -988,6 +992,10 @@ class MediaPocketHook(BaseHook):
                 call = plan.throw(error) if error is not None else plan.send(value)
             except StopIteration as done:
                 return cast(T, done.value)
+            if isinstance(call, Sleep):
+                time.sleep(call.seconds)
+                value, error = None, None
+                continue
             try:
                 value, error = self._run(call, deadline), None
             except MediaPocketError as exc:
@@ -1002,6 +1010,10 @@ class MediaPocketHook(BaseHook):
                 call = plan.throw(error) if error is not None else plan.send(value)
             except StopIteration as done:
                 return cast(T, done.value)
+            if isinstance(call, Sleep):
+                await asyncio.sleep(call.seconds)
+                value, error = None, None
+                continue
             try:
                 value, error = await self._arun(call, deadline), None
             except MediaPocketError as exc:
@@ -1168,19 +1180,41 @@ class MediaPocketHook(BaseHook):
     async def alist_dag_actions(self, asset_id: str) -> list[DagAction]:
         return await self._arun(_api.list_dag_actions(asset_id))
 
-    def start_dag_action(self, asset_id: str, dag_action_id: int | str) -> DagActionRun:
+    def start_dag_action(
+        self, asset_id: str, dag_action_id: int | str, *, settle_seconds: float | None = None
+    ) -> DagActionRun:
         """Start a DAG action on the asset (needs ``ACTIONS_START``) and return the new run.
 
-        Never starts two runs for one call: when the answer to the start is lost (connection dropped,
-        5xx), the asset's runs are compared with the list taken just before; a new run of this action
-        is the one we started, and the start is sent again only when no new run appeared.
+        :param asset_id: the asset to run the action on.
+        :param dag_action_id: the DAG action's id.
+        :param settle_seconds: after an unclear start, how long to watch the asset's run list for the
+            run it may have made before deciding (default: the request timeout, at least 5 s).
+
+        Never starts two runs for one call. The API has no idempotency key and no single-run lookup, so
+        when the answer to the start is lost (timeout, dropped connection, 5xx) the server may still be
+        applying it: the asset's runs are watched for ``settle_seconds`` and compared with the list
+        taken just before the start was sent. Exactly one new run of this action -> it is the one we
+        started; two or more -> MediaPocketOperationError naming them (one may be someone else's); none
+        -> the start is sent again. Without ``ACTIONS_VIEW`` an unclear start is not repeated.
         """
-        return self._drive(self._start_dag_action_plan(asset_id, dag_action_id))
+        return self._drive(self._start_dag_action_plan(asset_id, dag_action_id, settle_seconds))
 
-    async def astart_dag_action(self, asset_id: str, dag_action_id: int | str) -> DagActionRun:
-        return await self._adrive(self._start_dag_action_plan(asset_id, dag_action_id))
+    async def astart_dag_action(
+        self, asset_id: str, dag_action_id: int | str, *, settle_seconds: float | None = None
+    ) -> DagActionRun:
+        """Async twin of :meth:`start_dag_action` (same parameters)."""
+        return await self._adrive(self._start_dag_action_plan(asset_id, dag_action_id, settle_seconds))
 
-    def _start_dag_action_plan(self, asset_id: str, dag_action_id: int | str) -> Plan[DagActionRun]:
+    def _settle_window(self, settle_seconds: float | None) -> float:
+        if settle_seconds is not None:
+            return float(settle_seconds)
+        timeout = self._settings.timeout if self._settings is not None else DEFAULT_TIMEOUT
+        # At least one request timeout: the start the client gave up on may be applied that much later.
+        return max(timeout, 5.0)
+
+    def _start_dag_action_plan(
+        self, asset_id: str, dag_action_id: int | str, settle_seconds: float | None = None
+    ) -> Plan[DagActionRun]:
         start = _api.start_dag_action(asset_id, dag_action_id)
         listing = _api.list_dag_action_runs(asset_id)
         try:
@@ -1193,27 +1227,60 @@ class MediaPocketHook(BaseHook):
                 return cast(DagActionRun, (yield start))
             except (MediaPocketTransportError, MediaPocketServerError) as exc:
                 unclear = not isinstance(exc, MediaPocketTransportError) or exc.request_sent
-                if before is None or attempt == attempts - 1:
+                if unclear and before is None:
                     raise
                 if unclear:
-                    runs = yield listing
-                    fresh = [
-                        run for run in runs
-                        if str(run.id) not in before
-                        and (run.dag_action is None or str(run.dag_action.id) == str(dag_action_id))
-                    ]
-                    if fresh:
-                        run = max(fresh, key=lambda r: (r.created_at or "", str(r.id)))
+                    assert before is not None
+                    runs = yield from self._new_runs(listing, before, dag_action_id, settle_seconds)
+                    if len(runs) == 1:
                         self.log.warning(
                             "The answer to starting DAG action %s on asset %s was lost (%s); found the run "
-                            "it started: %s", dag_action_id, asset_id, exc.message, run.id,
+                            "it started: %s", dag_action_id, asset_id, exc.message, runs[0].id,
                         )
-                        return cast(DagActionRun, run)
+                        return runs[0]
+                    if runs:
+                        raise MediaPocketOperationError(
+                            f"Starting DAG action {dag_action_id} on asset {asset_id}: the answer was lost "
+                            f"({exc.message}) and {len(runs)} runs of this action were started since "
+                            f"({', '.join(str(run.id) for run in runs)}); one may be someone else's, so none "
+                            "is adopted and no other is started",
+                            method=exc.method, path=exc.path,
+                        ) from exc
+                if attempt == attempts - 1:
+                    raise
                 self.log.warning(
                     "Starting DAG action %s on asset %s failed (%s) and no run was started; sending it again",
                     dag_action_id, asset_id, exc.message,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _new_runs(
+        self, listing: ApiCall[list[DagActionRun]], before: set[str], dag_action_id: int | str,
+        settle_seconds: float | None,
+    ) -> Plan[list[DagActionRun]]:
+        """Watch the run list for the settle window; the runs of this action that were not in ``before``.
+
+        The whole window is watched even after a first new run shows up: a second one (someone else's,
+        or ours landing late) must not be missed, since adopting the wrong run cannot be undone.
+        """
+        window = self._settle_window(settle_seconds)
+        deadline = time.monotonic() + window
+        step = min(1.0, max(window / 10, 0.05))
+        seen: dict[str, DagActionRun] = {}
+        while True:
+            try:
+                runs = yield listing
+            except (MediaPocketTransportError, MediaPocketServerError, MediaPocketRateLimitError):
+                runs = []  # the list is unavailable for now: keep watching until the window ends
+            for run in runs:
+                if str(run.id) not in before and (
+                    run.dag_action is None or str(run.dag_action.id) == str(dag_action_id)
+                ):
+                    seen[str(run.id)] = run
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return sorted(seen.values(), key=lambda r: (r.created_at or "", str(r.id)))
+            yield Sleep(min(step, left))
 
     def list_dag_action_runs(self, asset_id: str) -> list[DagActionRun]:
         """The asset's DAG action runs (needs ``ACTIONS_VIEW``)."""
@@ -1315,6 +1382,52 @@ class MediaPocketHook(BaseHook):
             if asset.external_id == wanted:
                 return asset
         return None
+
+    def reuse_asset(
+        self, asset: Asset, *, file_url: str | None = None, filename: str | None = None, s3_key: str | None = None
+    ) -> Asset:
+        """Check an existing asset (found by ``external_id``) against a create request before re-using it.
+
+        :param asset: the asset found (as listed).
+        :param file_url: / :param filename: / :param s3_key: the media the request asked for.
+
+        Media with another file name than the request's -> MediaPocketOperationError (the old file is
+        never returned as the new one). No media -> it is added from ``file_url`` and the asset is read
+        again; from ``s3_key`` it cannot be (S3 media is only taken at creation) -> an error naming the
+        asset. The API does not show the URL media came from: the same file name from another URL passes.
+        """
+        return self._drive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
+
+    async def areuse_asset(
+        self, asset: Asset, *, file_url: str | None = None, filename: str | None = None, s3_key: str | None = None
+    ) -> Asset:
+        """Async twin of :meth:`reuse_asset` (same parameters)."""
+        return await self._adrive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
+
+    def _reuse_asset_plan(
+        self, asset: Asset, file_url: str | None, filename: str | None, s3_key: str | None
+    ) -> Plan[Asset]:
+        problem = reuse_problem(asset, file_url, filename, s3_key)
+        if problem is not None:
+            raise MediaPocketOperationError(problem)
+        if has_media(asset) or (file_url is None and s3_key is None):
+            return asset
+        if file_url is None:
+            raise MediaPocketOperationError(
+                f"Asset {asset.id} (external_id {asset.external_id!r}) exists without its media (an earlier "
+                "attempt's media was not added), and media from S3 can only be given when an asset is created: "
+                "trash the asset (or add the media in Media Pocket) and run the task again"
+            )
+        self.log.info("Asset %s exists without its media (an earlier attempt's was not added): adding it", asset.id)
+        try:
+            yield _api.add_media(asset.id, file_url, filename)
+        except MediaPocketError as exc:
+            raise type(exc)(
+                f"Asset {asset.id} (external_id {asset.external_id!r}) exists without its media and adding it "
+                f"failed: {exc}",
+                status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
+            ) from exc
+        return cast(Asset, (yield _api.get_asset(asset.id)))
 
     def get_project_stats(self, project_id: str) -> Stats:
         return self._run(_api.project_stats(project_id))

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_mediapocket._recovery import IDEMPOTENCY_HINT, ambiguous
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketError,
+    MediaPocketOperationError,
     MediaPocketRunFailedError,
+    MediaPocketServerError,
     MediaPocketTimeoutError,
+    MediaPocketTransportError,
     MediaPocketValidationError,
 )
 from airflow_provider_mediapocket.waiting import Outcome, failure_message, message_lines, status_news
@@ -26,7 +32,23 @@ from airflow_provider_mediapocket.links.mediapocket import ASSET_URL_KEY, RUN_UR
 
 HOOK_PARAMS = ("timeout", "retry_limit", "retry_backoff", "verify_ssl")
 
-__all__ = ["ASSET_URL_KEY", "RUN_URL_KEY", "MediaPocketMixin", "default_deferrable", "positive_number"]
+T = TypeVar("T")
+
+
+def unclear(exc: BaseException) -> bool:
+    """Whether a failed create may have been applied: a 5xx, or the connection lost after sending."""
+    if isinstance(exc, MediaPocketServerError):
+        return True
+    return isinstance(exc, MediaPocketTransportError) and bool(getattr(exc, "request_sent", True))
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+__all__ = [
+    "ASSET_URL_KEY", "RUN_URL_KEY", "MediaPocketMixin", "default_deferrable", "positive_number", "unclear",
+]
 
 
 def default_deferrable() -> bool:
@@ -102,6 +124,97 @@ class MediaPocketMixin:
                 f"Invalid parameter 'hook_params': unknown key(s) {unknown}; allowed: {', '.join(HOOK_PARAMS)}"
             )
         return MediaPocketHook(self.mediapocket_conn_id, **self.hook_params)
+
+    def create_once(
+        self,
+        store: Any,
+        key: str,
+        what: str,
+        create: Callable[[], T],
+        find: Callable[[float], list[T]] | None,
+        ident: Callable[[T], str],
+    ) -> T:
+        """Create something at most once across tries and lost answers; remember its id under ``key``.
+
+        :param store: the task's ``task_state_store`` (None before Airflow 3.3: only the lookup right
+            after a lost answer protects then).
+        :param key: where the id is kept; the intent is kept under ``<key>_intent``.
+        :param what: the object in words, for logs and errors (no secret in it).
+        :param create: sends the create and returns the object.
+        :param find: the objects that may be the one an attempt sent at the given time (epoch seconds,
+            worker clock) created, from a listing; None when the API has no listing that could tell.
+        :param ident: the object's id.
+
+        Before sending, the intent (what, and when) is stored. A later try that finds an intent but no
+        id looks first: exactly one match -> it is used; two or more -> an error naming them; none -> the
+        create is sent again. Where no listing can tell, a recorded intent fails the try with an error
+        saying the create may have been applied. A lost answer is also looked up at once in the same try.
+        """
+        intent_key = f"{key}_intent"
+        intent = store.get(intent_key) if store is not None else None
+        sent_at = intent.get("sent_at") if isinstance(intent, dict) else None
+        if isinstance(sent_at, (int, float)):
+            found = self._recover(what, find, float(sent_at), intent_key=intent_key)
+            if found is not None:
+                return self._created(store, key, ident(found), found)
+            self.log.info("The create of %s sent at %s was not applied: sending it again", what, _when(sent_at))
+        else:
+            sent_at = time.time()
+            if store is not None:
+                store.set(intent_key, {"what": what, "sent_at": sent_at})
+        try:
+            obj = create()
+        except MediaPocketError as exc:
+            if not unclear(exc):
+                if store is not None:  # a definite refusal: nothing was created, nothing to look for
+                    store.set(intent_key, None)
+                raise
+            found = self._recover(what, find, float(sent_at), lost=exc)
+            if found is None:
+                raise type(exc)(
+                    f"{exc} The create of {what} may have been applied: the next try looks for it before "
+                    "sending it again",
+                    status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
+                ) from exc
+            obj = found
+        return self._created(store, key, ident(obj), obj)
+
+    def _created(self, store: Any, key: str, object_id: str, obj: T) -> T:
+        if store is not None:
+            store.set(key, object_id)
+            store.set(f"{key}_intent", None)
+        return obj
+
+    def _recover(
+        self,
+        what: str,
+        find: Callable[[float], list[T]] | None,
+        sent_at: float,
+        lost: MediaPocketError | None = None,
+        intent_key: str | None = None,
+    ) -> T | None:
+        """The object an earlier attempt (sent at ``sent_at``) created, None if there is none."""
+        if find is None:
+            cause = f" ({lost})" if lost is not None else ""
+            clear = (
+                f" If it was not created, delete the task_state_store key {intent_key!r} (or clear the task's "
+                "state) to let the task create it." if intent_key else ""
+            )
+            raise MediaPocketOperationError(
+                f"The create of {what} sent at {_when(sent_at)} may have been applied{cause}, and Media Pocket "
+                f"has no listing in which it could be found: not creating another. Check in Media Pocket.{clear} "
+                f"To make this create idempotent, {IDEMPOTENCY_HINT}"
+            )
+        candidates = find(sent_at)
+        if len(candidates) > 1:
+            raise ambiguous(f"Creating {what}", [getattr(c, "id", c) for c in candidates])
+        if candidates:
+            self.log.info(
+                "The create of %s sent at %s was applied (its answer was lost): using %s",
+                what, _when(sent_at), getattr(candidates[0], "id", candidates[0]),
+            )
+            return candidates[0]
+        return None
 
     def push_url(self, context: Any, key: str, url: str) -> None:
         context["ti"].xcom_push(key=key, value=url)

@@ -17,12 +17,14 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._lazy import lazy_module
+from airflow_provider_mediapocket._recovery import matches
 from airflow_provider_mediapocket._redact import media_fingerprint, redact_url
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
     MediaPocketError,
     MediaPocketOperationError,
+    MediaPocketPermissionError,
     MediaPocketTimeoutError,
     MediaPocketValidationError,
 )
@@ -47,7 +49,7 @@ from airflow_provider_mediapocket.waiting import (
 
 if TYPE_CHECKING:
     from airflow_provider_mediapocket.hooks import _api
-    from airflow_provider_mediapocket.models import Asset, DagActionRun
+    from airflow_provider_mediapocket.models import Asset, Comment, DagActionRun, Project
 else:  # the request builders and models load when a task runs, not when a DAG file is parsed
     _api = lazy_module("airflow_provider_mediapocket.hooks._api")
 
@@ -160,37 +162,82 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
     def _remember(self, store: Any, asset_id: str) -> None:
         if store is not None:
             store.set(self.state_key, asset_id)
+            store.set(f"{self.state_key}_intent", None)
+
+    def _what(self) -> str:
+        where = f" in project {self.project_id}" if self.project_id is not None else ""
+        key = f" (external_id {self.external_id!r})" if self.external_id else ""
+        return f"asset {self.title!r}{where}{key}"
+
+    def _reuse(self, asset: Asset) -> Asset:
+        """An asset an earlier attempt may have made, checked against this request (media added if missing)."""
+        return self.hook.reuse_asset(asset, file_url=self.file_url, filename=self.filename, s3_key=self.s3_key)
 
     def _create(self, store: Any) -> Asset:
         hook = self.hook
         if self.project_id is not None:
-            try:
-                asset = hook.create_project_asset(
-                    self.project_id, self.title, file_url=self.file_url, filename=self.filename,
-                    s3_key=self.s3_key, **self._fields(),
-                )
-            except MediaPocketOperationError as exc:
-                if exc.created_asset_id:
-                    self._remember(store, exc.created_asset_id)
-                    raise MediaPocketOperationError(
-                        f"Asset {exc.created_asset_id} was created in project {self.project_id} but its media "
-                        f"was not added: {exc.server_message}",
-                        status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
-                    ) from exc
-                raise
-            except MediaPocketValidationError as exc:
-                existing = self._find_by_external_id(exc)
-                if existing is None:
-                    raise
-                asset = existing
-            self._remember(store, asset.id)
-            return asset
-        asset = hook.create_asset(self.title, **self._fields())
-        self._remember(store, asset.id)
+            self._found: set[str] = set()
+            asset = self.create_once(
+                store, self.state_key, self._what(), lambda: self._create_in_project(store),
+                self._find_in_project, lambda found: found.id,
+            )
+            # A create whose answer was lost may have made the asset without its media: check what was
+            # found (a fresh answer needs no check; one found by "external id taken" was checked already).
+            return self._reuse(asset) if asset.id in self._found else asset
+        # Outside a project the API has no listing: with external_id a resend is refused as a duplicate
+        # (nothing to look for first), without one a lost answer cannot be checked at all.
+        find: Any = (lambda sent_at: []) if self.external_id else None
+        asset = self.create_once(store, self.state_key, self._what(), self._create_standalone, find,
+                                 lambda made: made.id)
         if self.file_url is not None:
             self._add_media(asset.id)
             asset = hook.get_asset(asset.id)
         return asset
+
+    def _create_standalone(self) -> Asset:
+        try:
+            return self.hook.create_asset(self.title, **self._fields())
+        except MediaPocketValidationError as exc:
+            if "external id" not in (exc.server_message or "").lower():
+                raise
+            raise MediaPocketOperationError(
+                f"An asset with external_id {self.external_id!r} already exists (an earlier attempt whose answer "
+                "was lost may have created it); without project_id Media Pocket offers no lookup by external_id, "
+                "so it cannot be re-used: find it in Media Pocket, or give project_id",
+                status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
+            ) from exc
+
+    def _create_in_project(self, store: Any) -> Asset:
+        try:
+            return self.hook.create_project_asset(
+                str(self.project_id), self.title, file_url=self.file_url, filename=self.filename,
+                s3_key=self.s3_key, **self._fields(),
+            )
+        except MediaPocketOperationError as exc:
+            if exc.created_asset_id:
+                self._remember(store, exc.created_asset_id)
+                raise MediaPocketOperationError(
+                    f"Asset {exc.created_asset_id} was created in project {self.project_id} but its media "
+                    f"was not added: {exc.server_message}",
+                    status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
+                ) from exc
+            raise
+        except MediaPocketValidationError as exc:
+            existing = self._find_by_external_id(exc)
+            if existing is None:
+                raise
+            return existing
+
+    def _find_in_project(self, sent_at: float) -> list[Asset]:
+        """Assets of the project that an attempt sent at ``sent_at`` may have created."""
+        assets = self.hook.list_project_assets(str(self.project_id)).assets
+        if self.external_id:
+            found = [asset for asset in assets if asset.external_id == self.external_id]
+        else:
+            found = matches(assets, sent_at, lambda asset: (asset.title, asset.external_id), (self.title, None),
+                            lambda asset: asset.created_date)
+        self._found.update(asset.id for asset in found)
+        return found
 
     def _add_media(self, asset_id: str) -> None:
         try:
@@ -202,7 +249,8 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
             ) from exc
 
     def _find_by_external_id(self, exc: MediaPocketValidationError) -> Asset | None:
-        """After "External id has already been taken" in a project: the asset an earlier try created."""
+        """After "External id has already been taken" in a project: the asset an earlier try created,
+        checked against this request (media missing -> added; another file -> an error)."""
         if not self.external_id or "external id" not in (exc.server_message or "").lower():
             return None
         asset = self.hook.find_project_asset(str(self.project_id), external_id=self.external_id)
@@ -212,23 +260,13 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
                 "An asset with external_id %r already exists in project %s (%s): using it instead of creating "
                 "another", self.external_id, self.project_id, asset.id,
             )
+            asset = self._reuse(asset)
         return asset
 
     def _resume(self, asset_id: str) -> Asset:
         """A retry: the asset exists already; add its media if the previous try did not."""
         self.log.info("Re-attaching to asset %s created by an earlier try", asset_id)
-        asset = self.hook.get_asset(asset_id)
-        if not asset.is_placeholder:
-            return asset
-        if self.file_url is not None:
-            self._add_media(asset.id)
-            return self.hook.get_asset(asset.id)
-        if self.s3_key is not None:
-            raise MediaPocketOperationError(
-                f"Asset {asset.id} exists without its media, and media from S3 can only be given when an asset "
-                "is created: trash it (or add the media in Media Pocket) and run the task again"
-            )
-        return asset
+        return self._reuse(self.hook.get_asset(asset_id))
 
 
 class MediaPocketAddMediaOperator(_MediaPocketOperator):
@@ -393,12 +431,23 @@ class MediaPocketCreateProjectOperator(_MediaPocketOperator):
         if stored:
             self.log.info("Re-attaching to project %s created by an earlier try", stored)
             return self.hook.get_project(str(stored)).to_xcom()
-        if self.parent_project_id is None:
-            project = self.hook.create_project(self.title, **fields)
-        else:
-            project = self.hook.create_subproject(self.parent_project_id, self.title, **fields)
-        if store is not None:
-            store.set(self.state_key, project.id)
+        parent = self.parent_project_id
+
+        def create() -> Project:
+            if parent is None:
+                return self.hook.create_project(self.title, **fields)
+            return self.hook.create_subproject(parent, self.title, **fields)
+
+        def find(sent_at: float) -> list[Project]:
+            projects = self.hook.list_projects() if parent is None else self.hook.list_subprojects(parent)
+            if self.external_id:
+                return [project for project in projects if project.external_id == self.external_id]
+            return matches(projects, sent_at, lambda p: (p.title, p.external_id), (self.title, None),
+                           lambda p: p.created_date)
+
+        where = f" in project {parent}" if parent is not None else ""
+        project = self.create_once(store, self.state_key, f"project {self.title!r}{where}", create, find,
+                                   lambda made: made.id)
         return project.to_xcom()
 
 
@@ -432,9 +481,15 @@ class MediaPocketAddCommentOperator(_MediaPocketOperator):
             get = self.hook.get_asset_comment if on_asset else self.hook.get_project_comment
             return get(target, stored).to_xcom()
         create = self.hook.create_asset_comment if on_asset else self.hook.create_project_comment
-        comment = create(target, self.comment)
-        if store is not None:
-            store.set(self.state_key, comment.id)
+        listing = self.hook.list_asset_comments if on_asset else self.hook.list_project_comments
+
+        def find(sent_at: float) -> list[Comment]:
+            return matches(listing(target), sent_at, lambda c: c.message, self.comment, lambda c: c.updated_at)
+
+        comment = self.create_once(
+            store, self.state_key, f"a comment on {'asset' if on_asset else 'project'} {target}",
+            lambda: create(target, self.comment), find, lambda made: str(made.id),
+        )
         return comment.to_xcom()
 
 
@@ -450,11 +505,16 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
     :param timeout: how long to wait for the run (seconds or timedelta, default 7 days).
     :param success_statuses: / :param failure_statuses: as in MediaPocketDagActionRunSensor.
     :param deferrable: wait on the triggerer (default ``[operators] default_deferrable``).
+    :param reattach_on_retry: on a retry with no run id stored (no ``task_state_store`` before Airflow
+        3.3, or a try that died before storing it), attach to the one run of this DAG action on the
+        asset that is still running instead of starting another; two or more such runs fail the task
+        naming them (default True).
 
     Returns the DAG action run (its final state when it waited). Run messages go to the task log once
     each, in order; a failed run fails the task with its messages. The run id is stored in
-    ``task_state_store`` before waiting, so a retried task re-attaches to that run instead of starting
-    another (a run that already failed is started afresh). The UI links are pushed before waiting.
+    ``task_state_store`` as soon as the start returns, before anything else, so a retried task
+    re-attaches to that run instead of starting another (a run that already failed is started afresh).
+    The UI links are pushed before waiting.
     """
 
     template_fields: Sequence[str] = (
@@ -475,10 +535,12 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         success_statuses: Sequence[str] | None = None,
         failure_statuses: Sequence[str] | None = None,
         deferrable: bool | None = None,
+        reattach_on_retry: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.asset_id = asset_id
+        self.reattach_on_retry = reattach_on_retry
         self.dag_action_id = dag_action_id
         self.dag_action_name = dag_action_name
         self.wait_for_completion = wait_for_completion
@@ -530,12 +592,64 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
     def execute(self, context: Any) -> Any:
         self._asset_id = self._checked()
         self._context = context
+        if self.reattach_on_retry:
+            run_id = self._reattach(context)
+            if run_id is not None:
+                return self.poll_until_complete(run_id, context)
         return self.execute_resumable(context)
+
+    def _reattach(self, context: Any) -> str | None:
+        """On a retry that has no stored run id: the one run of this action still running on the asset."""
+        ti = context.get("ti")
+        try_number = getattr(ti, "try_number", None)
+        if not isinstance(try_number, int) or try_number <= 1:
+            return None
+        store = _state_store(context)
+        if store is not None and store.get(self.external_id_key):
+            return None  # the stored id is the run to re-attach to (execute_resumable)
+        asset_id = self._asset_id
+        action_id = self.resolve_dag_action_id(asset_id)
+        try:
+            runs = self.hook.list_dag_action_runs(asset_id)
+        except MediaPocketPermissionError as exc:
+            self.log.warning(
+                "Try %d: cannot list the asset's runs to find one an earlier try started (%s); starting a new "
+                "run", try_number, exc,
+            )
+            return None
+        active = [
+            run for run in runs
+            if (run.dag_action is None or str(run.dag_action.id) == action_id)
+            and classify_run(run, self.success_statuses, self.failure_statuses) == "running"
+        ]
+        if len(active) > 1:
+            raise MediaPocketOperationError(
+                f"Try {try_number}: {len(active)} runs of DAG action {action_id} are running on asset {asset_id} "
+                f"({', '.join(str(run.id) for run in active)}) and no run id was stored by an earlier try, so it "
+                "cannot tell which one is its own: not starting another. Wait for them or stop them in Media "
+                "Pocket, or set reattach_on_retry=False"
+            )
+        if not active:
+            return None
+        run = active[0]
+        self.log.info(
+            "Try %d: attaching to %s (status %r; an earlier try started it, no run id was stored)",
+            try_number, run_name(run, asset_id), run.status,
+        )
+        if store is not None:
+            store.set(self.external_id_key, str(run.id))
+        self._run = run
+        self._push_links(context, asset_id, run.id)
+        return str(run.id)
 
     def submit_job(self, context: Any) -> str:
         asset_id = self._asset_id
         action_id = self.resolve_dag_action_id(asset_id)
         run = self.hook.start_dag_action(asset_id, action_id)
+        # Persist the id before anything else can fail (XCom pushes, logging): a retry must find it.
+        store = _state_store(context)
+        if store is not None:
+            store.set(self.external_id_key, str(run.id))
         self._run = run
         self.log.info(started_line(run, asset_id))
         self._push_links(context, asset_id, run.id)
@@ -620,12 +734,16 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
         the end, after every item was tried, and the results are still pushed to XCom key ``results``).
 
     Returns one result per item, in order: ``{external_id, asset_id, status, error}`` with status
-    ``created``, ``existing`` (made by an earlier try or run) or ``failed``. A retried task skips the
-    items an earlier try created (``task_state_store``), and ``external_id`` guards the rest.
+    ``created``, ``existing`` (made by an earlier try or run) or ``failed``. Each item's result is saved
+    to ``task_state_store`` as soon as it is known, so a retried task (even after a try killed half-way)
+    skips the items an earlier try finished, resumes an asset whose media was not added yet, and
+    ``external_id`` guards the rest. An existing asset is re-used only after checking it against the
+    item: media missing -> added; media with another file name -> the item fails.
     """
 
     template_fields: Sequence[str] = ("items", "project_id", "mediapocket_conn_id")
     state_key = "mediapocket_bulk_created"
+    pending_key = "mediapocket_bulk_pending"
 
     def __init__(
         self,
@@ -655,21 +773,45 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
         items = validate_items(self.items, project_id)
         store = _state_store(context)
         done = dict(store.get(self.state_key) or {}) if store is not None else {}
+        pending = dict(store.get(self.pending_key) or {}) if store is not None else {}
         if done:
             self.log.info("%d of %d items were created by an earlier try: skipping them", len(done), len(items))
+        saved_done, saved_pending = dict(done), dict(pending)
+
+        def on_progress(result: Any) -> None:
+            """Save each item as it finishes: a try killed half-way (execution_timeout) loses nothing."""
+            if store is None or result.asset_id is None:
+                return
+            if result.status in ("created", "existing"):
+                saved_done[result.external_id] = result.asset_id
+                store.set(self.state_key, saved_done)
+                if saved_pending.pop(result.external_id, None) is not None:
+                    store.set(self.pending_key, saved_pending)
+            elif saved_pending.get(result.external_id) != result.asset_id:  # made, media not confirmed
+                saved_pending[result.external_id] = result.asset_id
+                store.set(self.pending_key, saved_pending)
+
+        alarm = _AlarmForwarder()
 
         async def run() -> list[Any]:
+            alarm.install()
             try:
                 return await ingest(self.hook, items, project_id=project_id, max_concurrency=self.max_concurrency,
-                                    done=done)
+                                    done=done, pending=pending, on_progress=on_progress)
             finally:
+                alarm.uninstall()
                 await self.hook.aclose()
 
-        results = asyncio.run(run())
-        if store is not None:
-            store.set(self.state_key, {
-                **done, **{r.external_id: r.asset_id for r in results if r.status != "failed" and r.asset_id},
-            })
+        try:
+            try:
+                results = asyncio.run(run())
+            except asyncio.CancelledError:
+                alarm.reraise()  # execution_timeout struck: end the try the way Airflow expects
+                raise
+        finally:  # whatever ends the try, what was done is kept (each item was saved as it finished, too)
+            if store is not None:
+                store.set(self.state_key, saved_done)
+                store.set(self.pending_key, saved_pending)
         payload = [result.to_json() for result in results]
         counts = {status: sum(r.status == status for r in results) for status in ("created", "existing", "failed")}
         self.log.info("Bulk ingest of %d items: %s", len(results), counts)
@@ -683,3 +825,52 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
                 "every other item was ingested; the results are in XCom key 'results'"
             )
         return payload
+
+
+class _AlarmForwarder:
+    """Make Airflow's ``execution_timeout`` (SIGALRM -> ``AirflowTaskTimeout``) stop an ``asyncio.run``.
+
+    Raised by a plain signal handler, the exception may land inside one of asyncio's callbacks or socket
+    reads, which catch it (log it, or turn it into a connection error of one request) and carry on: the
+    timeout would be lost. While the loop runs, SIGALRM is routed through the loop instead: it cancels
+    the main task (every item's progress is saved on the way out) and, once the loop has ended, the
+    original handler is called so the try ends with Airflow's own exception.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.fired = False
+        self.loop: Any = None
+
+    def install(self) -> None:
+        import asyncio
+        import signal
+        import threading
+
+        previous = signal.getsignal(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
+        if not callable(previous) or threading.current_thread() is not threading.main_thread():
+            return  # no Python-level timeout handler to forward (no execution_timeout, or not the main thread)
+        task = asyncio.current_task()
+        self.loop, self.previous = asyncio.get_running_loop(), previous
+
+        def on_alarm() -> None:
+            self.fired = True
+            if task is not None:
+                task.cancel()
+
+        self.loop.add_signal_handler(signal.SIGALRM, on_alarm)
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self.loop is not None:
+            self.loop.remove_signal_handler(signal.SIGALRM)
+            signal.signal(signal.SIGALRM, self.previous)  # remove_signal_handler left SIG_DFL
+            self.loop = None
+
+    def reraise(self) -> None:
+        import signal
+
+        if self.fired and callable(self.previous):
+            self.fired = False
+            self.previous(signal.SIGALRM, None)
