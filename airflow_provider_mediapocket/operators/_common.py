@@ -83,6 +83,17 @@ def _closing_hook(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+
+def forget(store: Any, key: str) -> None:
+    """Remove ``key`` from Airflow 3.3's ``task_state_store`` (which refuses ``None`` as a value)."""
+    if store is None:
+        return
+    delete = getattr(store, "delete", None)
+    if delete is not None:
+        delete(key)
+    else:  # a store without delete: an empty mapping reads as "nothing recorded"
+        store.set(key, {})
+
 class MediaPocketMixin:
     """Hook access and run-message logging for operators and sensors. Needs ``self.log``.
 
@@ -166,8 +177,8 @@ class MediaPocketMixin:
             obj = create()
         except MediaPocketError as exc:
             if not unclear(exc):
-                if store is not None:  # a definite refusal: nothing was created, nothing to look for
-                    store.set(intent_key, None)
+                # A definite refusal: nothing was created, nothing to look for.
+                forget(store, intent_key)
                 raise
             found = self._recover(what, find, float(sent_at), lost=exc)
             if found is None:
@@ -182,7 +193,7 @@ class MediaPocketMixin:
     def _created(self, store: Any, key: str, object_id: str, obj: T) -> T:
         if store is not None:
             store.set(key, object_id)
-            store.set(f"{key}_intent", None)
+        forget(store, f"{key}_intent")
         return obj
 
     def _recover(

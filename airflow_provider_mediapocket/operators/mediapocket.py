@@ -34,6 +34,7 @@ from airflow_provider_mediapocket.operators._common import (
     RUN_URL_KEY,
     MediaPocketMixin,
     default_deferrable,
+    forget,
     positive_number,
 )
 from airflow_provider_mediapocket.waiting import (
@@ -162,7 +163,7 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
     def _remember(self, store: Any, asset_id: str) -> None:
         if store is not None:
             store.set(self.state_key, asset_id)
-            store.set(f"{self.state_key}_intent", None)
+        forget(store, f"{self.state_key}_intent")
 
     def _what(self) -> str:
         where = f" in project {self.project_id}" if self.project_id is not None else ""

@@ -45,8 +45,13 @@ class FakeStateStore:
         return self.data.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
+        if value is None:  # as the real store: "Cannot set value as None"
+            raise ValueError("Cannot set value as None")
         json.dumps(value)  # the real store keeps JSON
         self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
 
 
 def make_context(store: FakeStateStore | None = None, ti: FakeTI | None = None) -> dict[str, Any]:
