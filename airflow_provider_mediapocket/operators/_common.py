@@ -287,6 +287,7 @@ class MediaPocketMixin:
             success_statuses=getattr(self, "success_statuses", None),
             failure_statuses=getattr(self, "failure_statuses", None),
             messages_seen=getattr(self, "_messages_seen", 0),
+            last_status=self._last_status,
             mediapocket_conn_id=self.mediapocket_conn_id,
             hook_params=self.hook_params,
         )

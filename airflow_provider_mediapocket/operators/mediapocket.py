@@ -653,6 +653,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
             store.set(self.external_id_key, str(run.id))
         self._run = run
         self.log.info(started_line(run, asset_id))
+        self._last_status = run.status  # said in the line above: not logged again as a change
         self._push_links(context, asset_id, run.id)
         return str(run.id)
 

@@ -155,7 +155,8 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
     value means the run is still going (logged once when first seen). ``messages_seen`` is the number
     of run messages the task already logged: the trigger logs each newer one as it sees it, with the
     message's own time (the trigger's log is part of the task log), and the resumed task logs none, so
-    each message is written once. The event is small: status, message and ids.
+    each message is written once. ``last_status`` is the status the task last logged (the trigger
+    logs a status only when it differs). The event is small: status, message and ids.
     """
 
     def __init__(
@@ -168,6 +169,7 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         success_statuses: list[str] | None = None,
         failure_statuses: list[str] | None = None,
         messages_seen: int = 0,
+        last_status: str | None = None,
         mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
         hook_params: dict[str, Any] | None = None,
     ) -> None:
@@ -179,7 +181,8 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
         self.messages_seen = int(messages_seen)
         self._messages_logged = self.messages_seen
-        self._last_status: str | None = None
+        self.last_status = last_status
+        self._last_status: str | None = last_status
 
     def _own_kwargs(self) -> dict[str, Any]:
         return {
@@ -188,6 +191,7 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
             "success_statuses": self.success_statuses,
             "failure_statuses": self.failure_statuses,
             "messages_seen": self.messages_seen,
+            "last_status": self.last_status,
         }
 
     def _ids(self) -> dict[str, Any]:

@@ -482,6 +482,9 @@ def test_start_deferrable_defers_then_completes(sandbox: MediaPocketSandbox, hoo
     assert result["status"] == "completed" and str(result["id"]) == run_id
     assert run_messages(logs, run_id) == [
         "Set in queue...", "Started processing", f"Processing asset {asset.id}", "Finished successfully"]
+    # "Started ... (status 'running')" said it: neither the task nor its trigger repeats "has status 'running'".
+    assert kwargs["last_status"] == "running"
+    assert [e["event"] for e in logs if "has status 'running'" in str(e["event"])] == []
 
 
 def test_start_failed_action_raises_with_the_messages(sandbox: MediaPocketSandbox, hook: MediaPocketHook) -> None:
