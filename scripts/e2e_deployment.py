@@ -706,15 +706,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nE2E INTERRUPTED ({exc})", flush=True)
         code = 130
     finally:
-        print("\n===== e2e deployment report =====")
-        for line in report:
-            print(f"- {line}")
-        print(f"RESULT: {'PASS' if code == 0 else 'FAIL'}", flush=True)
-        if args.keep_home:
-            print(f"AIRFLOW_HOME kept at {home}", flush=True)
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+        finish("e2e deployment", report, code, home, keep_home=args.keep_home)
     return code
+
+
+def finish(title: str, report: list[str], code: int, home: Path, *, keep_home: bool) -> None:
+    """Print the report and the result line; remove the throwaway AIRFLOW_HOME unless asked to keep it."""
+    print(f"\n===== {title} report =====")
+    for line in report:
+        print(f"- {line}")
+    print(f"RESULT: {'PASS' if code == 0 else 'FAIL'}", flush=True)
+    if keep_home:
+        print(f"AIRFLOW_HOME kept at {home}", flush=True)
+    else:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

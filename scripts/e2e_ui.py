@@ -410,14 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             if code != 0:
                 deployment.print_tails(40)
         report.append(f"total wall time: {time.monotonic() - t0:.1f}s")
-        print("\n===== e2e-ui report =====")
-        for line in report:
-            print(f"- {line}")
-        print(f"RESULT: {'PASS' if code == 0 else 'FAIL'}", flush=True)
-        if args.keep_home:
-            print(f"AIRFLOW_HOME kept at {home}", flush=True)
-        else:
-            shutil.rmtree(home, ignore_errors=True)
+        harness.finish("e2e-ui", report, code, home, keep_home=args.keep_home)
     return code
 
 
