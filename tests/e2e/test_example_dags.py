@@ -7,13 +7,12 @@ process on 127.0.0.1 and the run reaches it through ``AIRFLOW_CONN_MEDIAPOCKET_D
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
-from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
+from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from tests.e2e.conftest import DagRunner
 
 # Slow enough that the first check before deferring finds the work unfinished, so triggers really run.
@@ -21,12 +20,7 @@ MEDIA_SECONDS = 3.0
 RUN_SECONDS = 4.0
 
 
-@pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    with sandbox_as_connection(
-        monkeypatch, media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS
-    ) as running:
-        yield running
+sandbox = mediapocket_sandbox_fixture(media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS)
 
 
 def env_for(sandbox: MediaPocketSandbox, deferrable: bool) -> dict[str, str]:
