@@ -134,7 +134,13 @@ class MediaPocketMixin:
     def run_trigger(
         self, watch: RunWatch, run_id: Any, end_time: float, poll_interval: float
     ) -> MediaPocketDagActionRunTrigger:
-        """The trigger that goes on with ``watch``: the task's statuses, and what the task logged already."""
+        """The trigger that goes on with ``watch``: the task's statuses, and what the task logged already.
+
+        :param watch: the task's watch of the run (its asset id, statuses and progress).
+        :param run_id: the run's id.
+        :param end_time: the wait's deadline (epoch seconds).
+        :param poll_interval: seconds between the trigger's polls.
+        """
         from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger
 
         return MediaPocketDagActionRunTrigger(
