@@ -49,6 +49,9 @@ def test_ingest_dag(dag_runner: DagRunner, sandbox: MediaPocketSandbox, deferrab
     for run in result.xcoms["run_dag_action"]:
         for message in ("Set in queue...", "Started processing", "Finished successfully"):
             assert result.output.count(f"DAG action run {run['id']}: {message}") == 1, (run["id"], message)
+        # The start line says the status ("Started ... (status 'running')"); each change is said once after it.
+        said = re.findall(rf"run {run['id']} on asset \S+ has status '(\w+)'", result.output)
+        assert said == ["completed"], (run["id"], said)
     assert sandbox.api_key not in result.output
     if deferrable:
         return

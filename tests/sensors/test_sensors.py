@@ -185,7 +185,7 @@ def test_run_sensor_defers_then_completes(clock_sandbox: MediaPocketSandbox) -> 
         assert kwargs["poll_interval"] == 0.05
         assert before + 30 <= kwargs["end_time"] <= time.time() + 30
         assert kwargs["asset_id"] == asset_id and kwargs["dag_action_run_id"] == run_id
-        assert kwargs["messages_seen"] == 1  # "Set in queue..." was logged by the first poke
+        assert kwargs["watch"]["messages_seen"] == 1  # "Set in queue..." was logged by the first poke
         assert deferred.value.timeout is not None and deferred.value.timeout.total_seconds() == 30
         clock_sandbox.state.advance(SLOW)
         event = first_event(trigger)
