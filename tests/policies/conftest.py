@@ -1,1 +1,0 @@
-from tests.triggers._support import sandbox  # noqa: F401  (fixture)
