@@ -34,10 +34,20 @@ def default_deferrable() -> bool:
 def _closing_hook(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: MediaPocketMixin, *args: Any, **kwargs: Any) -> Any:
+        # A subclass's execute calling super().execute() nests wrappers: only the outermost one records.
+        depth = self.__dict__.get("_mediapocket_depth", 0)
+        self.__dict__["_mediapocket_depth"] = depth + 1
         try:
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
+            if depth == 0:
+                from airflow_provider_mediapocket.assets import record_outcome
+
+                record_outcome(self, args[0] if args else kwargs.get("context"), result)
+            return result
         finally:
-            self.close_hook()
+            self.__dict__["_mediapocket_depth"] = depth
+            if depth == 0:
+                self.close_hook()
 
     wrapper._closes_hook = True  # type: ignore[attr-defined]
     return wrapper

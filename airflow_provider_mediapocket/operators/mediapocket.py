@@ -78,6 +78,13 @@ class _MediaPocketOperator(CreateOnceMixin, MediaPocketMixin, BaseOperator):
         self.mediapocket_conn_id = mediapocket_conn_id
         self.hook_params = dict(hook_params or {})
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source media in, the Media Pocket assets out (see ``_lineage``); called by the
+        optional OpenLineage provider only, which is imported here and not before."""
+        from airflow_provider_mediapocket._lineage import operator_lineage
+
+        return operator_lineage(self)
+
 
 class MediaPocketCreateAssetOperator(_MediaPocketOperator):
     """Create an asset, optionally in a project and with media from a URL or S3.
