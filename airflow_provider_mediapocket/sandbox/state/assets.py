@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from airflow_provider_mediapocket.sandbox.state.base import ASSET, JSON, ApiError, Clock, parse_int
-from airflow_provider_mediapocket.sandbox.state.catalog import Catalog, Entry, ExternalIds, Shown
-from airflow_provider_mediapocket.sandbox.state.history import History
-from airflow_provider_mediapocket.sandbox.state.users import Users
+from airflow_provider_mediapocket.sandbox.state.catalog import Catalog, Entry, Listed
 
 MEDIA_TYPES = ("placeholder", "video", "image", "audio", "article", "document", "other", "processing")
 _EXTENSIONS: dict[str, tuple[str, ...]] = {
@@ -49,19 +47,11 @@ class Asset(Entry):
 class Assets(Catalog[Asset]):
     """The assets."""
 
-    def __init__(
-        self, clock: Clock, history: History, external_ids: ExternalIds, users: Users, new_id: Callable[[], str]
-    ) -> None:
-        super().__init__(ASSET, clock, history, external_ids)
-        self.users = users
-        self.new_id = new_id
+    KIND = ASSET
 
-    def add(self, user_id: int, id: str | None, fields: JSON) -> Asset:
-        """Create an asset (``ASSET_ADDED``); ``fields`` override the defaults."""
-        now = self.clock.stamp()
-        owner = self.users.by_id[user_id].email
-        asset = Asset(id or self.new_id(), self.clock.next("pk"), owner, "Untitled", now, now, "placeholder")
-        return self.store(asset, fields, user_id)
+    def new(self, oid: str, pk: int, owner: str, now: str, fields: JSON) -> Asset:
+        """A new placeholder asset."""
+        return Asset(oid, owner, "Untitled", now, now, "placeholder", pk)
 
 
 @dataclass
@@ -149,23 +139,14 @@ class MediaFiles:
 
 
 @dataclass
-class Collection(Shown):
+class Collection(Listed):
     """A collection of assets."""
 
     FIELDS: ClassVar[tuple[str, ...]] = (
         "id", "title", "description", "category", "tags", "owner", "media_type", "isPublic", "created_date",
         "modification_date", "original_title",
     )  # fmt: skip
-    id: str
-    title: str
-    owner: str
-    created_date: str
-    modification_date: str
     original_title: str
-    description: str | None = None
-    category: str | None = None
-    tags: list[Any] = field(default_factory=list)
-    media_type: str = "collection"
     isPublic: bool = False
     asset_ids: list[str] = field(default_factory=list)
 
@@ -181,7 +162,7 @@ class Collections:
     def add(self, id: str, owner: str, asset_ids: Iterable[str], title: str, fields: JSON) -> Collection:
         """Create a collection holding ``asset_ids``."""
         now = self.clock.stamp()
-        collection = Collection(id, title, owner, now, now, title, asset_ids=list(asset_ids))
+        collection = Collection(id, owner, title, now, now, "collection", title, asset_ids=list(asset_ids))
         for name, value in fields.items():
             collection.put(name, value)
         self.by_id[id] = collection

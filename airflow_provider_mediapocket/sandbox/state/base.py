@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 JSON = dict[str, Any]
 ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -98,6 +98,18 @@ class Clock:
             value = "".join(self.rng.choice(ID_ALPHABET) for _ in range(20))
             if not taken(value):
                 return value
+
+
+T = TypeVar("T")
+
+
+def lookup(table: dict[int, T], value: Any, model: str) -> T:
+    """``table[value]`` for an integer id given as int or digits (404 ``Couldn't find <model>``)."""
+    key = parse_int(value)
+    found = None if key is None else table.get(key)
+    if found is None:
+        raise ApiError(404, f"Couldn't find {model} with 'id'={value}")
+    return found
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from airflow_provider_mediapocket.sandbox.state.base import JSON, ApiError, Clock, Kind, Target
 from airflow_provider_mediapocket.sandbox.state.history import History
+from airflow_provider_mediapocket.sandbox.state.users import Users
 
 
 @dataclass
@@ -33,21 +34,27 @@ class Shown:
 
 
 @dataclass
-class Entry(Shown):
-    """Fields common to assets and projects."""
+class Listed(Shown):
+    """Fields assets, projects and collections share."""
 
     id: str
-    pk: int  #: the numeric id history events show next to the ``elasticsearch_id``
     owner: str
     title: str
     created_date: str
     modification_date: str
     media_type: str
+    description: str | None = field(default=None, kw_only=True)
+    category: str | None = field(default=None, kw_only=True)
+    tags: list[Any] = field(default_factory=list, kw_only=True)
+
+
+@dataclass
+class Entry(Listed):
+    """Fields common to assets and projects."""
+
+    pk: int  #: the numeric id history events show next to the ``elasticsearch_id``
     external_id: str | None = None
     project_id: str | None = None
-    description: str | None = None
-    category: str | None = None
-    tags: list[Any] = field(default_factory=list)
     deleted: str | None = None
 
     def set(self, fields: JSON) -> None:
@@ -86,11 +93,17 @@ class ExternalIds:
 class Catalog(Generic[E]):
     """The assets or the projects: lookup, metadata updates, trash, delete, history targets."""
 
-    def __init__(self, kind: Kind, clock: Clock, history: History, external_ids: ExternalIds) -> None:
-        self.kind = kind
+    KIND: ClassVar[Kind]
+
+    def __init__(
+        self, clock: Clock, history: History, external_ids: ExternalIds, users: Users, new_id: Callable[[], str]
+    ) -> None:
+        self.kind = self.KIND
         self.clock = clock
         self.history = history
         self.external_ids = external_ids
+        self.users = users
+        self.new_id = new_id
         self.items: dict[str, E] = {}
         #: called with the id of a deleted entry (the store wires what goes with it)
         self.on_delete: list[Callable[[str], object]] = []
@@ -110,6 +123,16 @@ class Catalog(Generic[E]):
     def record(self, suffix: str, user_id: int, oid: str, *more: Target, at: float | None = None) -> None:
         """Record ``<KIND>_<suffix>`` on the entry ``oid`` (and on ``more`` targets)."""
         self.history.record(f"{self.kind.event}_{suffix}", user_id, (self.target(oid), *more), at=at)
+
+    def add(self, user_id: int, id: str | None, fields: JSON) -> E:
+        """Create an entry owned by ``user_id`` (``<KIND>_ADDED``); ``fields`` override the defaults."""
+        now = self.clock.stamp()
+        entry = self.new(id or self.new_id(), self.clock.next("pk"), self.users.by_id[user_id].email, now, fields)
+        return self.store(entry, fields, user_id)
+
+    def new(self, oid: str, pk: int, owner: str, now: str, fields: JSON) -> E:
+        """A new entry with the kind's defaults (before ``fields`` are set)."""
+        raise NotImplementedError
 
     def store(self, entry: E, fields: JSON, user_id: int) -> E:
         """Keep a new entry with ``fields`` set and record ``<KIND>_ADDED``."""

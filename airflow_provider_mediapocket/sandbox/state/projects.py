@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from airflow_provider_mediapocket.sandbox.state.base import JSON, PROJECT, ApiError, Clock
-from airflow_provider_mediapocket.sandbox.state.catalog import Catalog, Entry, ExternalIds
-from airflow_provider_mediapocket.sandbox.state.history import History
-from airflow_provider_mediapocket.sandbox.state.users import Users
+from airflow_provider_mediapocket.sandbox.state.base import JSON, PROJECT, ApiError
+from airflow_provider_mediapocket.sandbox.state.catalog import Catalog, Entry
 
 
 @dataclass
@@ -30,21 +27,16 @@ class Project(Entry):
 class Projects(Catalog[Project]):
     """The projects, their members and user groups."""
 
-    def __init__(
-        self, clock: Clock, history: History, external_ids: ExternalIds, users: Users, new_id: Callable[[], str]
-    ) -> None:
-        super().__init__(PROJECT, clock, history, external_ids)
-        self.users = users
-        self.new_id = new_id
+    KIND = PROJECT
+
+    def new(self, oid: str, pk: int, owner: str, now: str, fields: JSON) -> Project:
+        """A new private project."""
+        title = fields.get("title", "Untitled project")
+        return Project(oid, owner, title, now, now, "project", pk, original_title=title)
 
     def add(self, user_id: int, id: str | None, fields: JSON) -> Project:
         """Create a project (``PROJECT_ADDED``), its owner linked as admin (``USER_LINKED``)."""
-        now = self.clock.stamp()
-        title = fields.get("title", "Untitled project")
-        owner = self.users.by_id[user_id].email
-        pk = self.clock.next("pk")
-        project = Project(id or self.new_id(), pk, owner, title, now, now, "project", original_title=title)
-        self.store(project, fields, user_id)
+        project = super().add(user_id, id, fields)
         self.add_member(project, user_id, "admin", actor_id=0)
         return project
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_mediapocket.sandbox.state.base import JSON, ApiError, Clock, format_ts, parse_int
+from airflow_provider_mediapocket.sandbox.state.base import JSON, Clock, format_ts, lookup
 from airflow_provider_mediapocket.sandbox.state.catalog import Catalog
 
 DAG_ACTION_CATEGORY = "Sandbox"
@@ -32,6 +32,8 @@ DAG_ACTIONS: tuple[DagAction, ...] = (
     DagAction(4, "Broken pipeline", "A pipeline that always fails (sandbox)", "failed"),
     DagAction(5, "Never ending", "A pipeline that never finishes (sandbox)", "never"),
 )
+
+_ACTIONS_BY_ID = {action.id: action for action in DAG_ACTIONS}
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,7 @@ class Runs:
 
     def start(self, asset_id: str, dag_action_id: Any) -> Run:
         """Start a run (404 for an unknown action); its lifecycle is scheduled on the clock."""
-        aid = parse_int(dag_action_id)
-        action = next((a for a in DAG_ACTIONS if a.id == aid), None)
-        if action is None:
-            raise ApiError(404, f"Couldn't find DagAction with 'id'={dag_action_id}")
+        action = lookup(_ACTIONS_BY_ID, dag_action_id, "DagAction")
         start = self.clock.now()
         run = Run(self.clock.next("run"), asset_id, action, format_ts(start))
         self.by_id[run.id] = run

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_mediapocket.sandbox.state.base import JSON, ApiError, Clock, Target, parse_int
+from airflow_provider_mediapocket.sandbox.state.base import JSON, Clock, Target, lookup
 
 DEFAULT_PERMISSIONS: frozenset[str] = frozenset({"ACTIONS_VIEW", "ACTIONS_START"})
 DEFAULT_USER_EMAIL = "sandbox-user@example.com"
@@ -86,10 +86,7 @@ class Users:
 
     def get(self, user_id: Any) -> User:
         """The user ``user_id`` (404 ``Couldn't find User``)."""
-        uid = parse_int(user_id)
-        if uid is None or uid not in self.by_id:
-            raise ApiError(404, f"Couldn't find User with 'id'={user_id}")
-        return self.by_id[uid]
+        return lookup(self.by_id, user_id, "User")
 
     def by_email(self, email: str) -> User | None:
         """The user with this email, if any."""
@@ -118,10 +115,7 @@ class Users:
 
     def group(self, group_id: Any) -> UserGroup:
         """The group ``group_id`` (404 ``Couldn't find UserGroup``)."""
-        gid = parse_int(group_id)
-        if gid is None or gid not in self.groups:
-            raise ApiError(404, f"Couldn't find UserGroup with 'id'={group_id}")
-        return self.groups[gid]
+        return lookup(self.groups, group_id, "UserGroup")
 
     def group_json(self, group: UserGroup) -> JSON:
         """Public form of a group, with its users."""
