@@ -57,7 +57,7 @@ class SandboxState:
         self.seed_project_id: str = self.add_project(title="Sandbox Project")["id"]
         self.seed_collection_id: str = self.add_collection(title="Sandbox Collection")["id"]
 
-    # ------------------------------------------------------------------ settings and clock
+    # ------------------------------------------------------------------ settings and time
     @property
     def media_processing_seconds(self) -> float:
         """Seconds from adding media to its ingest being finished."""
@@ -75,24 +75,6 @@ class SandboxState:
     @dag_action_run_seconds.setter
     def dag_action_run_seconds(self, value: float | tuple[float, float]) -> None:
         self.store.runs.run_seconds = value
-
-    @property
-    def history_page_size(self) -> int:
-        """Events per history page."""
-        return self.store.history.page_size
-
-    @history_page_size.setter
-    def history_page_size(self, value: int) -> None:
-        self.store.history.page_size = value
-
-    @property
-    def clock(self) -> float:
-        """Current sandbox time (epoch seconds): wall clock plus the advanced offset."""
-        return self.store.clock.now()
-
-    def now(self) -> str:
-        """Current sandbox time, formatted like the API."""
-        return self.store.clock.stamp()
 
     @_locked
     def advance(self, seconds: float) -> None:
@@ -141,7 +123,7 @@ class SandboxState:
     def events(self, kind: str, obj_id: str) -> list[JSON]:
         """All history events of an asset/project ("Asset"/"Project"), oldest first."""
         self.store.clock.tick()
-        return [event.json for event in self.store.history.of(kind, obj_id)]
+        return [event.json for event in self.store.history.of(self.store.catalog(kind).kind.name, obj_id)]
 
     # ------------------------------------------------------------------ assets, media, collections
     @_locked
@@ -166,10 +148,6 @@ class SandboxState:
         """Move an asset/project ("Asset"/"Project") to (or out of) the trash bin."""
         catalog = self.store.catalog(kind)
         catalog.set_trashed(catalog.get(obj_id), trashed, self.store.users.actor(user_id))
-
-    def trash_asset(self, asset_id: str) -> None:
-        """Put an asset in the trash bin."""
-        self.set_trashed("Asset", asset_id, True)
 
     def trash_project(self, project_id: str) -> None:
         """Put a project in the trash bin."""
@@ -241,11 +219,6 @@ class SandboxState:
         """Force a run's status (tests of statuses the documents do not show, e.g. "Transcoding")."""
         self.store.clock.tick()
         self.store.runs.by_id[run_id].status = status
-
-    @_locked
-    def runs_of(self, asset_id: str) -> list[JSON]:
-        """Runs of an asset, newest first."""
-        return self.store.runs.of(asset_id)
 
     @property
     @_locked
