@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -87,16 +87,14 @@ class Ctx:
     body: JSON
     user_id: int
     permissions: frozenset[str]
+    #: the state's resources
+    store: Store = field(init=False)
+    #: the assets or the projects, from the path
+    catalog: Catalog[Any] = field(init=False)
 
-    @property
-    def store(self) -> Store:
-        """The state's resources."""
-        return self.state.store
-
-    @property
-    def catalog(self) -> Catalog[Any]:
-        """The assets or the projects, from the path."""
-        return self.state.store.catalogs[self.args.get("kind", "assets")]
+    def __post_init__(self) -> None:
+        self.store = self.state.store
+        self.catalog = self.store.catalogs[self.args.get("kind", "assets")]
 
     @property
     def kind(self) -> Kind:
