@@ -60,6 +60,7 @@ from airflow_provider_mediapocket.bulk import ingest  # noqa: E402
 from airflow_provider_mediapocket.hooks import _api  # noqa: E402
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook  # noqa: E402
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox  # noqa: E402
+from airflow_provider_mediapocket.sandbox.state.runs import Run  # noqa: E402
 from airflow_provider_mediapocket.triggers import _shared  # noqa: E402
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger  # noqa: E402
 
@@ -295,16 +296,16 @@ def serve_seeded_sandbox(port: int, assets: int, churn: int, earlier: int, per_a
     state = sandbox.state
     # Finished runs never change: render each once (the sandbox's CPU is not what is measured here).
     rendered: dict[Any, dict[str, Any]] = {}
-    render = state.render_run
+    render = state.store.runs.render
 
-    def cached(run: dict[str, Any]) -> dict[str, Any]:
-        if run["status"] == "running":
+    def cached(run: Run) -> dict[str, Any]:
+        if run.status == "running":
             return render(run)
-        if run["id"] not in rendered:
-            rendered[run["id"]] = render(run)
-        return rendered[run["id"]]
+        if run.id not in rendered:
+            rendered[run.id] = render(run)
+        return rendered[run.id]
 
-    state.render_run = cached  # type: ignore[method-assign]
+    state.store.runs.render = cached  # type: ignore[method-assign]
     steady: list[tuple[str, Any]] = []
     churned: list[tuple[str, Any]] = []
     for n in range(assets + churn):

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -23,7 +23,11 @@ from airflow_provider_mediapocket.sandbox.state import (
     ApiError,
     FaultConfig,
     SandboxState,
+    Store,
 )
+from airflow_provider_mediapocket.sandbox.state.assets import Asset, Media
+from airflow_provider_mediapocket.sandbox.state.base import Kind
+from airflow_provider_mediapocket.sandbox.state.catalog import Catalog
 
 Reply = tuple[int, JSON]
 #: The key the sandbox accepts unless told otherwise (the CLI's ``--api-key`` default, as in the README).
@@ -72,7 +76,10 @@ class _Scripted:
 
 @dataclass
 class Ctx:
-    """What a route handler gets: the state, path arguments, query, JSON body and caller."""
+    """What a route handler gets: the state, path arguments, query, JSON body and caller.
+
+    Handlers run with the state's lock held (the dispatcher takes it) and work on :attr:`store`.
+    """
 
     state: SandboxState
     args: dict[str, str]
@@ -80,16 +87,23 @@ class Ctx:
     body: JSON
     user_id: int
     permissions: frozenset[str]
+    #: the state's resources
+    store: Store = field(init=False)
+    #: the assets or the projects, from the path
+    catalog: Catalog[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = self.state.store
+        self.catalog = self.store.catalogs[self.args.get("kind", "assets")]
 
     @property
-    def kind(self) -> str:
-        """ "Asset" or "Project", from the path."""
-        return "Asset" if self.args.get("kind", "assets") == "assets" else "Project"
+    def kind(self) -> Kind:
+        """Asset or project, from the path."""
+        return self.catalog.kind
 
-    def target(self) -> JSON:
+    def target(self) -> Any:
         """The asset/project named by the path (404 when unknown)."""
-        oid = self.args["id"]
-        return self.state.asset(oid) if self.kind == "Asset" else self.state.project(oid)
+        return self.catalog.get(self.args["id"])
 
     def require(self, name: str) -> Any:
         """A required body parameter (422 when missing)."""
@@ -161,8 +175,8 @@ def is_http_url(url: str) -> bool:
 
 
 # ---------------------------------------------------------------------- handlers shared by assets/projects
-def _wrap(ctx: Ctx, obj: JSON) -> JSON:
-    return {ctx.kind.lower(): obj}
+def _wrap(ctx: Ctx, obj: Any) -> JSON:
+    return {ctx.kind.key: obj.to_json()}
 
 
 def get_target(ctx: Ctx) -> Reply:
@@ -174,30 +188,24 @@ def update_target(ctx: Ctx) -> Reply:
     """PUT /assets/:id, /projects/:id."""
     obj = ctx.target()
     fields = metadata_params(ctx.body, create=False)
-    if ctx.kind == "Asset":
-        return 200, _wrap(ctx, ctx.state.update_asset(obj["id"], ctx.user_id, fields))
-    return 200, _wrap(ctx, ctx.state.update_project(obj["id"], ctx.user_id, fields))
+    return 200, _wrap(ctx, ctx.catalog.update(obj, ctx.user_id, fields))
 
 
 def trash_target(ctx: Ctx) -> Reply:
     """POST .../trash_bin."""
-    ctx.state.set_trashed(ctx.kind, ctx.target()["id"], True, ctx.user_id)
+    ctx.catalog.set_trashed(ctx.target(), True, ctx.user_id)
     return 200, {"ok": "ok"}
 
 
 def restore_target(ctx: Ctx) -> Reply:
     """POST .../restore."""
-    ctx.state.set_trashed(ctx.kind, ctx.target()["id"], False, ctx.user_id)
+    ctx.catalog.set_trashed(ctx.target(), False, ctx.user_id)
     return 200, {"ok": "ok"}
 
 
 def delete_target(ctx: Ctx) -> Reply:
-    """DELETE /assets/:id, /projects/:id."""
-    oid = ctx.target()["id"]
-    if ctx.kind == "Asset":
-        ctx.state.delete_asset(oid)
-    else:
-        ctx.state.delete_project(oid)
+    """DELETE /assets/:id, /projects/:id (with what belongs to it)."""
+    ctx.catalog.delete(ctx.target())
     return 200, {"ok": "ok"}
 
 
@@ -207,22 +215,22 @@ def _ok_or_error(error: str | None) -> Reply:
 
 def assign_target(ctx: Ctx) -> Reply:
     """POST .../assign: failures are HTTP 200 with an error body."""
-    oid = ctx.target()["id"]
+    obj = ctx.target()
     to_project = ctx.require("to_project_id")
     if not isinstance(to_project, str):
         raise _invalid("to_project_id", to_project, "Must be a String")
-    return _ok_or_error(ctx.state.assign(ctx.kind, oid, to_project, ctx.user_id))
+    return _ok_or_error(ctx.store.assign(ctx.catalog, obj, to_project, ctx.user_id))
 
 
 def unassign_target(ctx: Ctx) -> Reply:
     """DELETE .../unassign: failures are HTTP 200 with an error body."""
-    return _ok_or_error(ctx.state.unassign(ctx.kind, ctx.target()["id"], ctx.user_id))
+    return _ok_or_error(ctx.store.unassign(ctx.catalog, ctx.target(), ctx.user_id))
 
 
 def list_comments(ctx: Ctx) -> Reply:
     """GET .../comments."""
-    oid = ctx.target()["id"]
-    return 200, {"comments": [ctx.state.render_comment(c) for c in ctx.state.comments_of(ctx.kind, oid)]}
+    comments = ctx.store.comments
+    return 200, {"comments": [comments.to_json(c) for c in comments.of(ctx.kind, ctx.target().id)]}
 
 
 def _comment_text(ctx: Ctx) -> str:
@@ -234,60 +242,65 @@ def _comment_text(ctx: Ctx) -> str:
 
 def create_comment(ctx: Ctx) -> Reply:
     """POST .../comments."""
-    oid = ctx.target()["id"]
-    return 200, {"comment": ctx.state.add_comment(ctx.kind, oid, _comment_text(ctx), ctx.user_id)}
+    oid = ctx.target().id
+    comments = ctx.store.comments
+    return 200, {"comment": comments.to_json(comments.add(ctx.catalog, oid, _comment_text(ctx), ctx.user_id, None))}
 
 
 def get_comment(ctx: Ctx) -> Reply:
     """GET .../comments/:comment_id."""
-    comment = ctx.state.find_comment(ctx.kind, ctx.target()["id"], ctx.args["cid"])
-    return 200, {"comment": ctx.state.render_comment(comment)}
+    comments = ctx.store.comments
+    return 200, {"comment": comments.to_json(comments.find(ctx.kind, ctx.target().id, ctx.args["cid"]))}
 
 
 def update_comment(ctx: Ctx) -> Reply:
     """POST/PUT .../comments/:comment_id (owner only)."""
-    comment = ctx.state.owned_comment(ctx.kind, ctx.target()["id"], ctx.args["cid"], ctx.user_id)
-    comment.update(message=_comment_text(ctx), updated_at=ctx.state.now())
-    return 200, {"comment": ctx.state.render_comment(comment)}
+    comments = ctx.store.comments
+    comment = comments.owned(ctx.kind, ctx.target().id, ctx.args["cid"], ctx.user_id)
+    comments.edit(comment, _comment_text(ctx))
+    return 200, {"comment": comments.to_json(comment)}
 
 
 def delete_comment(ctx: Ctx) -> Reply:
     """DELETE .../comments/:comment_id (owner only)."""
-    comment = ctx.state.owned_comment(ctx.kind, ctx.target()["id"], ctx.args["cid"], ctx.user_id)
-    ctx.state.delete_comment(comment["id"])
+    comments = ctx.store.comments
+    comments.delete(comments.owned(ctx.kind, ctx.target().id, ctx.args["cid"], ctx.user_id))
     return 200, {"ok": "comment deleted"}
 
 
 def history(ctx: Ctx) -> Reply:
     """GET .../history/:cursor."""
-    oid = ctx.target()["id"]
-    return 200, {"history": ctx.state.history_page(ctx.kind, oid, ctx.args.get("cursor") or "0")}
+    oid = ctx.target().id
+    return 200, {"history": ctx.store.history.page(ctx.kind.name, oid, ctx.args.get("cursor") or "0")}
 
 
 def list_attachments(ctx: Ctx) -> Reply:
     """GET .../attachments."""
-    return 200, {"attachments": ctx.state.attachments_of(ctx.target()["id"])}
+    return 200, {"attachments": [a.to_json() for a in ctx.store.assets.live("parent_id", ctx.target().id)]}
+
+
+def _new_asset(ctx: Ctx, fields: JSON, **placed: str | None) -> Asset:
+    """An asset from validated ``fields`` (400 on a taken external id), placed under a parent/project."""
+    ctx.store.external_ids.check(fields.get("external_id"))
+    return ctx.store.assets.add(ctx.user_id, None, {**fields, **placed})
 
 
 def create_attachment(ctx: Ctx) -> Reply:
     """POST .../attachments: an asset whose parent is the asset/project."""
-    parent = ctx.target()["id"]
+    parent = ctx.target().id
     fields = metadata_params(ctx.body, create=True, allow_media_type=False)
-    ctx.state.check_external_id(fields.get("external_id"))
-    return 200, {"asset": ctx.state.add_asset(user_id=ctx.user_id, parent_id=parent, **fields)}
+    return 200, {"asset": _new_asset(ctx, fields, parent_id=parent).to_json()}
 
 
 # ---------------------------------------------------------------------- asset-only handlers
-def create_asset(ctx: Ctx, project_id: str | None = None) -> JSON:
+def create_asset(ctx: Ctx, project_id: str | None = None) -> Asset:
     """Validate and create an asset; returns the stored asset."""
-    fields = metadata_params(ctx.body, create=True)
-    ctx.state.check_external_id(fields.get("external_id"))
-    return ctx.state.add_asset(user_id=ctx.user_id, project_id=project_id, **fields)
+    return _new_asset(ctx, metadata_params(ctx.body, create=True), project_id=project_id)
 
 
 def post_asset(ctx: Ctx) -> Reply:
     """POST /assets."""
-    return 200, {"asset": create_asset(ctx)}
+    return 200, {"asset": create_asset(ctx).to_json()}
 
 
 def add_media(ctx: Ctx) -> Reply:
@@ -296,23 +309,23 @@ def add_media(ctx: Ctx) -> Reply:
     file_url, filename = media_params(ctx.body, "", ("file_url", "filename"))
     if not is_http_url(file_url):
         raise ApiError(400, "not a valid HTTP URL")
-    ctx.state.add_media(asset["id"], filename, file_url=file_url, user_id=ctx.user_id)
+    ctx.store.media.add(asset, filename, None, False, file_url, ctx.user_id)
     return 200, {"ok": "ok"}
 
 
-def _render_media(media: JSON, locations: bool) -> JSON:
-    ready = media["status"] == "ready"
-    out = {
-        "id": media["id"],
-        "filename": media["filename"],
-        "media_type": media["media_type"],
-        "status": media["status"],
-        "size": media["size"],
-        "created_at": media["created_at"],
-        "preview_url": f"https://sandbox.mediapocket.invalid/previews/{media['id']}.jpg" if ready else None,
+def _render_media(media: Media, locations: bool) -> JSON:
+    ready = media.status == "ready"
+    out: JSON = {
+        "id": media.id,
+        "filename": media.filename,
+        "media_type": media.media_type,
+        "status": media.status,
+        "size": media.size,
+        "created_at": media.created_at,
+        "preview_url": f"https://sandbox.mediapocket.invalid/previews/{media.id}.jpg" if ready else None,
     }
     if locations:
-        key = f"originals/{media['asset_id']}/{media['id']}/{media['filename']}"
+        key = f"originals/{media.asset_id}/{media.id}/{media.filename}"
         out["locations"] = [{"type": "original", "storage": "s3", "key": key}]
     return out
 
@@ -320,204 +333,204 @@ def _render_media(media: JSON, locations: bool) -> JSON:
 def list_media(ctx: Ctx) -> Reply:
     """GET /assets/:id/media[?include_locations=true]."""
     locations = ctx.query.get("include_locations", "").lower() in ("true", "1", "yes")
-    return 200, {"media": [_render_media(m, locations) for m in ctx.state.media_of(ctx.target()["id"])]}
+    return 200, {"media": [_render_media(m, locations) for m in ctx.store.media.of(ctx.target().id)]}
 
 
 def remove_media(ctx: Ctx) -> Reply:
     """DELETE /assets/:id/media: 200 with an ``errors`` object when there was no media."""
     asset = ctx.target()
-    if ctx.state.remove_media(asset["id"]):
-        return 200, {"asset": asset}
-    return 200, {"asset": asset, "errors": {"error": "No media found on this asset.", "status": 400}}
+    if ctx.store.media.remove(asset):
+        return 200, {"asset": asset.to_json()}
+    return 200, {"asset": asset.to_json(), "errors": {"error": "No media found on this asset.", "status": 400}}
 
 
 def download_url(ctx: Ctx) -> Reply:
     """GET /assets/:id/media/:media_id/download_url?filename=."""
-    media = ctx.state.find_media(ctx.target()["id"], ctx.args["mid"])
+    media = ctx.store.media.find(ctx.target().id, ctx.args["mid"])
     filename = ctx.query.get("filename")
     if not filename:
         raise ApiError(422, "Missing parameter filename")
-    if media["status"] != "ready":
+    if media.status != "ready":
         return 200, {"url": None}
-    url = f"https://sandbox.mediapocket.invalid/download/{media['asset_id']}/{media['id']}/{filename}"
-    return 200, {"url": url}
+    return 200, {"url": f"https://sandbox.mediapocket.invalid/download/{media.asset_id}/{media.id}/{filename}"}
 
 
 def file_metadata(ctx: Ctx) -> Reply:
     """GET /assets/:id/file_metadata (404 until the media is processed)."""
-    media = next((m for m in ctx.state.media_of(ctx.target()["id"]) if m["status"] == "ready"), None)
+    media = next((m for m in ctx.store.media.of(ctx.target().id) if m.status == "ready"), None)
     if media is None:
         raise ApiError(404, "File metadata not found")
     return 200, {
         "file_metadata": {
             "exif": {
-                "FileName": media["filename"],
-                "FileSize": media["size"],
-                "MIMEType": media["media_type"],
+                "FileName": media.filename,
+                "FileSize": media.size,
+                "MIMEType": media.media_type,
             },
-            "mediainfo": {"format": media["filename"].rsplit(".", 1)[-1].upper(), "size": media["size"]},
+            "mediainfo": {"format": media.filename.rsplit(".", 1)[-1].upper(), "size": media.size},
         }
     }
 
 
 def collections(ctx: Ctx) -> Reply:
     """GET /assets/:id/collections."""
-    return 200, {"collections": ctx.state.collections_of(ctx.target()["id"])}
+    return 200, {"collections": [c.to_json() for c in ctx.store.collections.of(ctx.target().id)]}
 
 
 def list_dag_actions(ctx: Ctx) -> Reply:
     """GET /assets/:id/dag_actions (ACTIONS_VIEW)."""
     ctx.require_permission("ACTIONS_VIEW")
     ctx.target()
-    return 200, {"dag_actions": ctx.state.dag_actions()}
+    return 200, {"dag_actions": ctx.store.runs.actions()}
 
 
 def start_dag_action(ctx: Ctx) -> Reply:
     """POST /assets/:id/dag_actions/:dag_action_id (ACTIONS_START)."""
     ctx.require_permission("ACTIONS_START")
-    run = ctx.state.start_run(ctx.target()["id"], ctx.args["aid"], ctx.user_id)
-    return 200, {"dag_action_run": run}
+    runs = ctx.store.runs
+    return 200, {"dag_action_run": runs.render(runs.start(ctx.target().id, ctx.args["aid"]))}
 
 
 def list_runs(ctx: Ctx) -> Reply:
     """GET /assets/:id/dag_action_runs (ACTIONS_VIEW)."""
     ctx.require_permission("ACTIONS_VIEW")
-    return 200, {"dag_action_runs": ctx.state.runs_of(ctx.target()["id"])}
+    return 200, {"dag_action_runs": ctx.store.runs.of(ctx.target().id)}
 
 
 # ---------------------------------------------------------------------- project-only handlers
 def list_projects(ctx: Ctx) -> Reply:
     """GET /projects."""
-    return 200, {"projects": ctx.state.top_level_projects()}
+    return 200, {"projects": [p.to_json() for p in ctx.store.projects.live("project_id", None)]}
 
 
 def create_project(ctx: Ctx, parent: str | None = None) -> Reply:
     """POST /projects (and sub-projects)."""
     fields = metadata_params(ctx.body, create=True, allow_media_type=False)
-    ctx.state.check_external_id(fields.get("external_id"))
-    return 200, {"project": ctx.state.add_project(user_id=ctx.user_id, project_id=parent, **fields)}
+    ctx.store.external_ids.check(fields.get("external_id"))
+    project = ctx.store.projects.add(ctx.user_id, None, {**fields, "project_id": parent})
+    return 200, {"project": project.to_json()}
 
 
 def list_subprojects(ctx: Ctx) -> Reply:
     """GET /projects/:id/projects."""
-    return 200, {"projects": ctx.state.children(ctx.target()["id"])[1]}
+    return 200, {"projects": ctx.store.children(ctx.target().id)[1]}
 
 
 def post_subproject(ctx: Ctx) -> Reply:
     """POST /projects/:id/projects."""
-    return create_project(ctx, ctx.target()["id"])
+    return create_project(ctx, ctx.target().id)
 
 
 def project_assets(ctx: Ctx) -> Reply:
     """GET /projects/:id/assets."""
-    pid = ctx.target()["id"]
-    assets, subs = ctx.state.children(pid)
-    return 200, {"assets": assets, "subprojects": subs, "stats": ctx.state.stats(pid)}
+    pid = ctx.target().id
+    assets, subs = ctx.store.children(pid)
+    return 200, {"assets": assets, "subprojects": subs, "stats": ctx.store.stats(pid)}
 
 
 def post_project_asset(ctx: Ctx) -> Reply:
     """POST /projects/:id/assets, with optional media from ``url`` or ``s3``."""
-    pid = ctx.target()["id"]
+    pid = ctx.target().id
     url = media_params(ctx.body["url"], "url", ("file_url", "filename")) if ctx.body.get("url") else None
     s3 = media_params(ctx.body["s3"], "s3", ("s3_key", "filename")) if ctx.body.get("s3") else None
     asset = create_asset(ctx, pid)
     if url is not None:
         if not is_http_url(url[0]):
             return 200, {
-                "error": f"Asset {asset['id']} created, adding media to asset failed: not a valid HTTP URL"
+                "error": f"Asset {asset.id} created, adding media to asset failed: not a valid HTTP URL"
             }
-        ctx.state.add_media(asset["id"], url[1], file_url=url[0], user_id=ctx.user_id)
+        ctx.store.media.add(asset, url[1], None, False, url[0], ctx.user_id)
     elif s3 is not None:
-        ctx.state.add_media(asset["id"], s3[1], file_url=f"s3://{s3[0]}", user_id=ctx.user_id)
-    return 200, {"asset": ctx.state.asset(asset["id"])}
+        ctx.store.media.add(asset, s3[1], None, False, f"s3://{s3[0]}", ctx.user_id)
+    return 200, {"asset": asset.to_json()}
 
 
 def project_stats(ctx: Ctx) -> Reply:
     """GET /projects/:id/stats."""
-    return 200, {"stats": ctx.state.stats(ctx.target()["id"])}
+    return 200, {"stats": ctx.store.stats(ctx.target().id)}
 
 
 def make_public(ctx: Ctx) -> Reply:
     """POST /projects/:id/public."""
-    ctx.state.set_project_public(ctx.target()["id"], True)
+    ctx.store.projects.set_public(ctx.target(), True)
     return 200, {"is_public": True}
 
 
 def make_private(ctx: Ctx) -> Reply:
     """POST /projects/:id/private."""
-    ctx.state.set_project_public(ctx.target()["id"], False)
+    ctx.store.projects.set_public(ctx.target(), False)
     return 200, {"is_public": False}
 
 
 def all_users(ctx: Ctx) -> Reply:
     """GET /projects/:id/all_users (members and user-group members)."""
-    return 200, {"users": ctx.state.project_users(ctx.target()["id"], include_groups=True)}
+    return 200, {"users": ctx.store.projects.members_json(ctx.target(), include_groups=True)}
 
 
 def users(ctx: Ctx) -> Reply:
     """GET /projects/:id/users."""
-    return 200, {"users": ctx.state.project_users(ctx.target()["id"])}
+    return 200, {"users": ctx.store.projects.members_json(ctx.target())}
 
 
 def add_user(ctx: Ctx) -> Reply:
     """POST /projects/:id/users/:user_id."""
-    ctx.state.add_project_user(ctx.target()["id"], ctx.args["uid"], actor_id=ctx.user_id)
+    ctx.store.projects.add_member(ctx.target(), ctx.args["uid"], "member", ctx.user_id)
     return 200, {"ok": f"User {ctx.args['uid']} was added succesfully"}
 
 
 def remove_user(ctx: Ctx) -> Reply:
     """DELETE /projects/:id/users/:user_id."""
-    ctx.state.remove_project_user(ctx.target()["id"], ctx.args["uid"], actor_id=ctx.user_id)
+    ctx.store.projects.remove_member(ctx.target(), ctx.args["uid"], ctx.user_id)
     return 200, {"ok": f"User {ctx.args['uid']} was removed succesfully"}
 
 
 def add_guest(ctx: Ctx) -> Reply:
     """POST /projects/:id/guests {"email"}."""
-    pid = ctx.target()["id"]
+    project = ctx.target()
     email = ctx.require("email")
     if not isinstance(email, str) or "@" not in email:
         raise _invalid("email", email, "Must be a valid email address")
-    ctx.state.add_guest(pid, email, ctx.user_id)
-    return 200, {"users": ctx.state.project_users(pid)}
+    ctx.store.projects.add_guest(project, email, ctx.user_id)
+    return 200, {"users": ctx.store.projects.members_json(project)}
 
 
 def user_groups(ctx: Ctx) -> Reply:
     """GET /projects/:id/user_groups."""
-    return 200, {"user_groups": ctx.state.project_user_groups(ctx.target()["id"])}
+    return 200, {"user_groups": ctx.store.projects.groups_json(ctx.target())}
 
 
 def add_group(ctx: Ctx) -> Reply:
     """POST /projects/:id/user_groups/:group_id."""
-    ctx.state.add_project_user_group(ctx.target()["id"], ctx.args["gid"])
+    ctx.store.projects.add_group(ctx.target(), ctx.args["gid"])
     return 200, {"ok": f"User group {ctx.args['gid']} was added succesfully"}
 
 
 def remove_group(ctx: Ctx) -> Reply:
     """DELETE /projects/:id/user_groups/:group_id."""
-    ctx.state.remove_project_user_group(ctx.target()["id"], ctx.args["gid"])
+    ctx.store.projects.remove_group(ctx.target(), ctx.args["gid"])
     return 200, {"ok": f"User group {ctx.args['gid']} was removed succesfully"}
 
 
 def set_thumbnail(ctx: Ctx) -> Reply:
     """PUT /projects/:id/thumbnail {"thumbnail_asset_id"}."""
-    pid = ctx.target()["id"]
+    project = ctx.target()
     asset_id = ctx.require("thumbnail_asset_id")
     if not isinstance(asset_id, str):
         raise _invalid("thumbnail_asset_id", asset_id, "Must be a String")
-    ctx.state.set_thumbnail(pid, asset_id)
+    ctx.store.set_thumbnail(project, asset_id)
     return 200, {"message": f"Succesfully added asset {asset_id} as projects thumbnail image"}
 
 
 def remove_thumbnail(ctx: Ctx) -> Reply:
     """DELETE /projects/:id/thumbnail."""
-    ctx.state.set_thumbnail(ctx.target()["id"], None)
+    ctx.store.set_thumbnail(ctx.target(), None)
     return 200, {"message": "Succesfully removed thumbnail from project"}
 
 
 # ---------------------------------------------------------------------- user api keys
 def list_keys(ctx: Ctx) -> Reply:
     """GET /user/api_keys: the caller's keys, masked."""
-    return 200, {"api_keys": ctx.state.list_api_keys(ctx.user_id)}
+    return 200, {"api_keys": [k.to_json() for k in ctx.store.users.keys_of(ctx.user_id)]}
 
 
 def create_key(ctx: Ctx) -> Reply:
@@ -532,7 +545,7 @@ def create_key(ctx: Ctx) -> Reply:
         permissions = frozenset(wanted) & ctx.permissions
     else:
         raise _invalid("permissions", wanted, "Must be an array of String")
-    return 200, {"api_key": ctx.state.create_api_key(ctx.user_id, name, permissions)}
+    return 200, {"api_key": ctx.store.users.create_key(ctx.user_id, name, permissions).to_json(masked=False)}
 
 
 # ---------------------------------------------------------------------- route table
@@ -1032,9 +1045,9 @@ class MediaPocketSandbox:
             if match is None:
                 continue
             args = {k: v for k, v in match.groupdict().items() if v is not None}
-            ctx = Ctx(state, args, query, body or {}, key["user_id"], key["permissions"])
+            ctx = Ctx(state, args, query, body or {}, key.user_id, key.permissions)
             with state.lock:
-                state.tick()
+                state.store.clock.tick()
                 try:
                     status, reply = handler(ctx)
                 except ApiError as err:

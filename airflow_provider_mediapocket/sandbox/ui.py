@@ -52,9 +52,10 @@ def _messages(run: dict[str, Any]) -> str:
 def asset_page(state: SandboxState, asset_id: str) -> tuple[int, bytes]:
     """The asset (its fields and its DAG action runs, newest first)."""
     with state.lock:
-        state.tick()
-        asset = dict(state.asset(asset_id))
-        runs = state.runs_of(asset_id)
+        store = state.store
+        store.clock.tick()
+        asset = store.assets.get(asset_id).to_json()
+        runs = store.runs.of(asset_id)
     rows = [(name, asset.get(name)) for name in ASSET_FIELDS]
     run_rows = "".join(
         f"<li><a href=\"/assets/{_e(asset_id)}/dag_action_runs/{_e(run['id'])}\">"
@@ -69,9 +70,10 @@ def asset_page(state: SandboxState, asset_id: str) -> tuple[int, bytes]:
 def run_page(state: SandboxState, asset_id: str, run_id: str) -> tuple[int, bytes]:
     """One DAG action run of an asset: its action, status and messages."""
     with state.lock:
-        state.tick()
-        asset = dict(state.asset(asset_id))
-        run = next((r for r in state.runs_of(asset_id) if str(r["id"]) == run_id), None)
+        store = state.store
+        store.clock.tick()
+        asset = store.assets.get(asset_id).to_json()
+        run = next((r for r in store.runs.of(asset_id) if str(r["id"]) == run_id), None)
     if run is None:
         raise ApiError(404, "dag action run not found")
     name = (run.get("dag_action") or {}).get("name") or "DAG action"

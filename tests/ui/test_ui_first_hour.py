@@ -14,6 +14,7 @@ from airflow_provider_mediapocket import DOCUMENTATION_URL, get_provider_info
 from airflow_provider_mediapocket.exceptions import MediaPocketConfigError
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox.state.runs import RunMessage
 
 
 def _conn_type() -> dict[str, Any]:
@@ -130,8 +131,8 @@ def test_pages_escape_every_value(sandbox: MediaPocketSandbox) -> None:
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quotes&quot;" in page
     run = sandbox.state.start_run(asset["id"], 1)
     with sandbox.state.lock:
-        sandbox.state._runs[int(run["id"])]["messages"].append(
-            {"id": 999, "message": "<img src=x onerror=alert(1)>", "created_at": "2026-01-01T00:00:00.000Z"}
+        sandbox.state.store.runs.by_id[int(run["id"])].messages.append(
+            RunMessage(999, "<img src=x onerror=alert(1)>", "2026-01-01T00:00:00.000Z")
         )
     run_page = httpx.get(f"{sandbox.base_url}/assets/{asset['id']}/dag_action_runs/{run['id']}").text
     assert "<img" not in run_page and "&lt;img src=x onerror=alert(1)&gt;" in run_page
