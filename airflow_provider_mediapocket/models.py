@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from airflow_provider_mediapocket._redact import redact_url
-from airflow_provider_mediapocket._validation import _short, check_id
+from airflow_provider_mediapocket._validation import _short, check_id, parameter
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 
 __all__ = ["check_id"]
@@ -391,7 +391,7 @@ R = TypeVar("R", bound=RequestModel)
 
 def _describe(error: dict[str, Any], prefix: str) -> str:
     loc = ".".join(str(part) for part in error.get("loc", ()))
-    name = f"{prefix}.{loc}" if prefix and loc else (loc or prefix)
+    name = parameter(f"{prefix}.{loc}" if prefix and loc else (loc or prefix))
     message = str(error.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ")
     if error.get("type") == "missing":

@@ -25,6 +25,7 @@ from airflow_provider_mediapocket.waiting import Outcome, failure_message, messa
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
+    from airflow_provider_mediapocket._task_state import TaskState
     from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
     from airflow_provider_mediapocket.models import DagActionRun
 
@@ -83,17 +84,6 @@ def _closing_hook(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-
-def forget(store: Any, key: str) -> None:
-    """Remove ``key`` from Airflow 3.3's ``task_state_store`` (which refuses ``None`` as a value)."""
-    if store is None:
-        return
-    delete = getattr(store, "delete", None)
-    if delete is not None:
-        delete(key)
-    else:  # a store without delete: an empty mapping reads as "nothing recorded"
-        store.set(key, {})
-
 class MediaPocketMixin:
     """Hook access and run-message logging for operators and sensors. Needs ``self.log``.
 
@@ -138,7 +128,7 @@ class MediaPocketMixin:
 
     def create_once(
         self,
-        store: Any,
+        state: TaskState,
         key: str,
         what: str,
         create: Callable[[], T],
@@ -147,7 +137,7 @@ class MediaPocketMixin:
     ) -> T:
         """Create something at most once across tries and lost answers; remember its id under ``key``.
 
-        :param store: the task's ``task_state_store`` (None before Airflow 3.3: only the lookup right
+        :param state: the task's state (empty before Airflow 3.3: only the lookup right
             after a lost answer protects then).
         :param key: where the id is kept; the intent is kept under ``<key>_intent``.
         :param what: the object in words, for logs and errors (no secret in it).
@@ -162,23 +152,22 @@ class MediaPocketMixin:
         saying the create may have been applied. A lost answer is also looked up at once in the same try.
         """
         intent_key = f"{key}_intent"
-        intent = store.get(intent_key) if store is not None else None
+        intent = state.get(intent_key)
         sent_at = intent.get("sent_at") if isinstance(intent, dict) else None
         if isinstance(sent_at, (int, float)):
             found = self._recover(what, find, float(sent_at), intent_key=intent_key)
             if found is not None:
-                return self._created(store, key, ident(found), found)
+                return self._created(state, key, ident(found), found)
             self.log.info("The create of %s sent at %s was not applied: sending it again", what, _when(sent_at))
         else:
             sent_at = time.time()
-            if store is not None:
-                store.set(intent_key, {"what": what, "sent_at": sent_at})
+            state.set(intent_key, {"what": what, "sent_at": sent_at})
         try:
             obj = create()
         except MediaPocketError as exc:
             if not unclear(exc):
                 # A definite refusal: nothing was created, nothing to look for.
-                forget(store, intent_key)
+                state.delete(intent_key)
                 raise
             found = self._recover(what, find, float(sent_at), lost=exc)
             if found is None:
@@ -188,12 +177,11 @@ class MediaPocketMixin:
                     status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
                 ) from exc
             obj = found
-        return self._created(store, key, ident(obj), obj)
+        return self._created(state, key, ident(obj), obj)
 
-    def _created(self, store: Any, key: str, object_id: str, obj: T) -> T:
-        if store is not None:
-            store.set(key, object_id)
-        forget(store, f"{key}_intent")
+    def _created(self, state: TaskState, key: str, object_id: str, obj: T) -> T:
+        state.set(key, object_id)
+        state.delete(f"{key}_intent")
         return obj
 
     def _recover(
