@@ -9,6 +9,9 @@ from typing import Any
 
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 
+#: The problem of a keyword the call does not take.
+NOT_A_PARAMETER = "is not a parameter of this call"
+
 #: What the parameters checked in the current block are part of (see :func:`parameters_of`).
 _WITHIN: ContextVar[str] = ContextVar("mediapocket_parameters_within", default="")
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from airflow_provider_mediapocket._redact import redact_url
-from airflow_provider_mediapocket._validation import _short, check_id, parameter
+from airflow_provider_mediapocket._validation import NOT_A_PARAMETER, _short, check_id, parameter
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 
 __all__ = ["check_id"]
@@ -397,7 +397,7 @@ def _describe(error: dict[str, Any], prefix: str) -> str:
     if error.get("type") == "missing":
         message = "is required"
     elif error.get("type") == "extra_forbidden":
-        message = "is not a parameter of this call"
+        message = NOT_A_PARAMETER
         name = name or "<empty name>"
     elif "input" in error and error.get("type") not in ("value_error",):
         message = f"{message} (got {_short(error['input'])})"

@@ -28,6 +28,7 @@ from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__
 from airflow_provider_mediapocket._recovery import has_media, reuse_problem
 from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import ApiCall, RetryPolicy, Send, Sleep, exchange
+from airflow_provider_mediapocket._validation import NOT_A_PARAMETER, invalid
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketAuthError,
     MediaPocketConfigError,
@@ -581,12 +582,21 @@ def endpoint(
     params = list(inspect.signature(build).parameters.values())
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     signature = inspect.Signature([self_param, *params], return_annotation=_returned(build))
+    keywords = frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+    def request(args: Any, kwargs: dict[str, Any]) -> ApiCall[T]:
+        # An unknown keyword is a bad parameter like any other (a DAG passes what it was given): say so
+        # by name, as the API's own validation would, instead of a bare TypeError.
+        unknown = sorted(set(kwargs) - keywords)
+        if unknown:
+            raise MediaPocketValidationError("; ".join(str(invalid(key, NOT_A_PARAMETER)) for key in unknown))
+        return build(*args, **kwargs)
 
     def method(self: MediaPocketHook, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self.run(build(*args, **kwargs))
+        return self.run(request(args, kwargs))
 
     async def amethod(self: MediaPocketHook, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self.arun(build(*args, **kwargs))
+        return await self.arun(request(args, kwargs))
 
     bound: Any
     for bound, bound_name in ((method, name), (amethod, "a" + name)):

@@ -84,8 +84,10 @@ def test_endpoint_methods_are_bound_from_the_builder_of_their_name() -> None:
 
 def test_a_bad_parameter_fails_alike_in_both_twins_before_anything_is_sent() -> None:
     hook = MediaPocketHook("no_such_connection")  # nothing is read or sent: building fails first
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="Invalid parameter 'colour': is not a parameter of this call"):
         asyncio.run(hook.acreate_asset("t", colour="red"))
+    with pytest.raises(ValueError, match="Invalid parameter 'colour': is not a parameter of this call"):
+        hook.create_asset("t", colour="red")
     with pytest.raises(ValueError, match="Invalid parameter 'file_url'"):
         hook.create_project_asset("P1", "t", file_url="ftp://x/y.mp4")
     with pytest.raises(ValueError, match="Invalid parameter 'file_url'"):
