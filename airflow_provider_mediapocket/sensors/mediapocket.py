@@ -10,6 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
+from airflow_provider_mediapocket._task_state import TaskState
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
@@ -47,15 +48,6 @@ class _MediaPocketSensor(MediaPocketMixin, BaseSensorOperator):
 
     def make_trigger(self, end_time: float) -> Any:
         raise NotImplementedError
-
-    @staticmethod
-    def state_store(context: Any) -> Any:
-        """The try's ``task_state_store`` (Airflow >= 3.3), or None.
-
-        In reschedule mode every poke runs in a new process with a new sensor object: what must
-        survive between pokes (messages already logged, the last status logged) is kept there.
-        """
-        return context.get("task_state_store") if hasattr(context, "get") else None
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
@@ -118,23 +110,22 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         # In reschedule mode every poke is a new process: the count of messages already logged and the
         # last status logged are kept in task_state_store (Airflow >= 3.3), so each message reaches the
         # log once and a status is logged when it changes, not at every poke.
-        store = self.state_store(context)
+        state = TaskState.of(context)
         key = f"mediapocket_messages_seen_{asset_id}_{run_id}"
         status_key = f"mediapocket_last_status_{asset_id}_{run_id}"
-        if store is not None:
-            self._messages_seen = max(self._messages_seen, int(store.get(key) or 0))
-            if self._last_status is None:
-                self._last_status = store.get(status_key) or None
+        self._messages_seen = max(self._messages_seen, int(state.get(key) or 0))
+        if self._last_status is None:
+            self._last_status = state.get(status_key) or None
         seen = self.log_new_run_messages(run, self._messages_seen)
-        if store is not None and seen != self._messages_seen:
-            store.set(key, seen)
+        if seen != self._messages_seen:
+            state.set(key, seen)
         self._messages_seen = seen
         outcome = classify_run(run, self.success_statuses, self.failure_statuses)
         self.log.debug(run_summary(run, asset_id))
         previous = self._last_status
         self.note_run_status(run, asset_id, outcome)
-        if store is not None and run.status != previous:
-            store.set(status_key, run.status or "")
+        if run.status != previous:
+            state.set(status_key, run.status or "")
         if outcome == "failed":
             self.raise_for_failed_run(run, asset_id)
         if outcome == "success":
@@ -197,14 +188,13 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         if outcome == "failed":
             raise MediaPocketError(message)
         # Log the asset's state when it changes, not at every poke (across reschedules too).
-        store = self.state_store(context)
+        state = TaskState.of(context)
         key = f"mediapocket_asset_state_{asset.id}"
-        if store is not None and self._last_message is None:
-            self._last_message = store.get(key) or None
+        if self._last_message is None:
+            self._last_message = state.get(key) or None
         if message != self._last_message:
             self.log.info(message)
-            if store is not None:
-                store.set(key, message)
+            state.set(key, message)
             self._last_message = message
         if outcome == "ready":
             return PokeReturnValue(is_done=True, xcom_value=asset.to_xcom())
