@@ -10,6 +10,8 @@ hand it to ``hook.run``. The docstrings here are the hook methods' docstrings.
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -59,6 +61,7 @@ __all__ = ["RunListing", "decode_run_listing", "find_run"]  # the run listing is
 API = "/api/v2"
 M = TypeVar("M", bound=BaseModel)
 RM = TypeVar("RM", bound=RequestModel)
+B = TypeVar("B", bound=Callable[..., Any])
 
 
 def path(*parts: str) -> str:
@@ -152,7 +155,42 @@ def media_from_url(file_url: Any, filename: Any = None) -> MediaFromUrl:
     return validate_request(MediaFromUrl, {"file_url": url, "filename": name})
 
 
-# --------------------------------------------------------------------- shared shapes of per-kind endpoints
+#: What the parameters shared by many endpoints mean, said once. A builder's docstring documents only
+#: the parameters whose meaning is its own; :func:`documented` adds the others from here.
+PARAMETERS = {
+    "asset_id": "the asset's id.",
+    "project_id": "the project's id.",
+    "comment_id": "the comment's id.",
+    "comment": "the comment's text.",
+    "cursor": 'where the page starts ("0": the newest events).',
+    "user_id": "the user's id.",
+    "user_group_id": "the user group's id.",
+    "title": "the title (at most 255 characters).",
+    "description": "the description.",
+    "category": "the category.",
+    "tags": "the tags.",
+    "external_id": "your own id for it.",
+}
+_PARAM = re.compile(r"^:param (\w+):(.*?)(?=^:param |\Z)", re.MULTILINE | re.DOTALL)
+
+
+def documented(build: B) -> B:
+    """Give ``build`` (a public builder) a docstring with one ``:param:`` line per parameter, in order:
+    its own where it has one, else the one of :data:`PARAMETERS` (a parameter in neither fails here, at
+    import)."""
+    doc = inspect.cleandoc(build.__doc__ or "")
+    own = {name: text.strip() for name, text in _PARAM.findall(doc)}
+    summary = doc.split("\n:param ", 1)[0].rstrip()
+    params = [f":param {name}: {own.get(name) or PARAMETERS[name]}" for name in inspect.signature(build).parameters]
+    build.__doc__ = "\n\n".join(filter(None, [summary, "\n".join(params)])) + "\n"
+    return build
+
+
+# -------------------------------------------------------------- shared shapes of per-kind endpoints
+
+def _update(kind: Kind[M], model: type[RM], item_id: Any, **fields: Any) -> ApiCall[M]:
+    target = kind.path(item_id)
+    return ApiCall("PUT", target, kind.one(), json=body_of(model, **fields))
 
 
 def _action(kind: Kind[Any], item_id: Any, action: str) -> ApiCall[str]:
@@ -229,25 +267,25 @@ def _member(project_id: Any, kind: Kind[Any], member_id: Any, *, add: bool) -> A
     return ApiCall("DELETE", target, text("ok"), already_done=(gone,))
 
 
-# ------------------------------------------------------------------------------------------------ user
+# --------------------------------------------------------------------------------------------- user
 
 
+@documented
 def list_api_keys() -> ApiCall[list[ApiKey]]:
     """The API keys of the key's user, as the API lists them."""
     return ApiCall("GET", path("user", "api_keys"), many("api_keys", ApiKey))
 
 
-# ---------------------------------------------------------------------------------------------- assets
+# ------------------------------------------------------------------------------------------- assets
 
 
+@documented
 def get_asset(asset_id: str) -> ApiCall[Asset]:
-    """The asset.
-
-    :param asset_id: the asset's id.
-    """
+    """The asset."""
     return ApiCall("GET", ASSETS.path(asset_id), ASSETS.one())
 
 
+@documented
 def create_asset(
     title: str,
     *,
@@ -259,81 +297,11 @@ def create_asset(
 ) -> ApiCall[Asset]:
     """Create an asset (``placeholder`` until media is added).
 
-    :param title: the title (at most 255 characters).
-    :param description: the description.
-    :param category: the category.
-    :param tags: the tags.
     :param media_type: only "article" (an asset without media); compared case-insensitively.
-    :param external_id: your own id for it, unique among the user's assets.
     """
     body = body_of(AssetCreate, title=title, description=description, category=category, tags=tags,
                    media_type=media_type, external_id=external_id)
     return ApiCall("POST", path("assets"), ASSETS.one(), json=body)
-
-
-def update_asset(
-    asset_id: str,
-    *,
-    title: str | None = None,
-    description: str | None = None,
-    category: str | None = None,
-    tags: list[str] | None = None,
-    external_id: str | None = None,
-) -> ApiCall[Asset]:
-    """Update the asset's metadata (at least one field); fields not given are left as they are.
-
-    :param asset_id: the asset's id.
-    :param title: the new title.
-    :param description: the new description.
-    :param category: the new category.
-    :param tags: the new tags (replacing the old ones).
-    :param external_id: the new external id.
-    """
-    target = ASSETS.path(asset_id)
-    body = body_of(AssetUpdate, title=title, description=description, category=category, tags=tags,
-                   external_id=external_id)
-    return ApiCall("PUT", target, ASSETS.one(), json=body)
-
-
-def trash_asset(asset_id: str) -> ApiCall[str]:
-    """Move the asset to the trash bin (deleted for good after 14 days).
-
-    :param asset_id: the asset's id.
-    """
-    return _action(ASSETS, asset_id, "trash_bin")
-
-
-def restore_asset(asset_id: str) -> ApiCall[str]:
-    """Take the asset back out of the trash bin.
-
-    :param asset_id: the asset's id.
-    """
-    return _action(ASSETS, asset_id, "restore")
-
-
-def delete_asset(asset_id: str) -> ApiCall[str]:
-    """Delete the asset permanently.
-
-    :param asset_id: the asset's id.
-    """
-    return _delete(ASSETS, asset_id, ASSET_GONE)
-
-
-def assign_asset(asset_id: str, project_id: str) -> ApiCall[str]:
-    """Put the asset in a project. "Project not found." (sent as HTTP 200) raises.
-
-    :param asset_id: the asset's id.
-    :param project_id: the project to put it in.
-    """
-    return _assign(ASSETS, asset_id, "project_id", project_id)
-
-
-def unassign_asset(asset_id: str) -> ApiCall[str]:
-    """Take the asset out of its project.
-
-    :param asset_id: the asset's id.
-    """
-    return _unassign(ASSETS, asset_id)
 
 
 def put_media(asset_id: str, media: MediaFromUrl) -> ApiCall[str]:
@@ -341,31 +309,29 @@ def put_media(asset_id: str, media: MediaFromUrl) -> ApiCall[str]:
     return ApiCall("POST", ASSETS.path(asset_id, "media"), text("ok"), json=media.to_body())
 
 
+@documented
 def add_media(asset_id: str, file_url: str, filename: str | None = None) -> ApiCall[str]:
     """Add media to the asset: Media Pocket downloads it from ``file_url``.
 
-    :param asset_id: the asset's id.
     :param file_url: an absolute http(s) URL Media Pocket can download.
     :param filename: the original file name (default: the URL's last path segment).
     """
     return put_media(asset_id, media_from_url(file_url, filename))
 
 
+@documented
 def list_media(asset_id: str, *, include_locations: bool = False) -> ApiCall[list[Media]]:
     """The asset's media files.
 
-    :param asset_id: the asset's id.
     :param include_locations: also list where each file is stored.
     """
     params = {"include_locations": "true"} if include_locations else None
     return ApiCall("GET", ASSETS.path(asset_id, "media"), many("media", Media), params=params)
 
 
+@documented
 def remove_media(asset_id: str) -> ApiCall[Asset]:
-    """Remove the asset's media; "No media found on this asset." (sent as HTTP 200) raises.
-
-    :param asset_id: the asset's id.
-    """
+    """Remove the asset's media; "No media found on this asset." (sent as HTTP 200) raises."""
     # Answers 200 with the asset plus {"errors": {...}} when there was no media: that is a failure,
     # unless an earlier attempt whose answer was lost removed it (then the asset in the body is the answer).
     parse = ASSETS.one()
@@ -375,10 +341,10 @@ def remove_media(asset_id: str) -> ApiCall[Asset]:
     )
 
 
+@documented
 def get_media_download_url(asset_id: str, media_id: int | str, filename: str) -> ApiCall[str | None]:
     """A download URL of one of the asset's media files (None while there is none).
 
-    :param asset_id: the asset's id.
     :param media_id: the media file's id.
     :param filename: the file name the download gets.
     """
@@ -390,175 +356,34 @@ def get_media_download_url(asset_id: str, media_id: int | str, filename: str) ->
     )
 
 
+@documented
 def get_file_metadata(asset_id: str) -> ApiCall[dict[str, Any]]:
-    """EXIF/IPTC/XMP metadata and mediainfo of the asset's original file.
-
-    :param asset_id: the asset's id.
-    """
+    """EXIF/IPTC/XMP metadata and mediainfo of the asset's original file."""
     return ApiCall("GET", ASSETS.path(asset_id, "file_metadata"), lambda body: dict(body.get("file_metadata", body)))
 
 
+@documented
 def list_asset_collections(asset_id: str) -> ApiCall[list[Collection]]:
-    """The collections the asset is in.
-
-    :param asset_id: the asset's id.
-    """
+    """The collections the asset is in."""
     return ApiCall("GET", ASSETS.path(asset_id, "collections"), many("collections", Collection))
 
 
-def get_asset_history(asset_id: str, cursor: str | int = "0") -> ApiCall[HistoryPage]:
-    """One page of the asset's history; its ``next_cursor`` asks for the next one.
-
-    :param asset_id: the asset's id.
-    :param cursor: where the page starts ("0": the newest events).
-    """
-    return _history(ASSETS, asset_id, cursor)
+# ----------------------------------------------------------------------------------------- projects
 
 
-def list_asset_comments(asset_id: str) -> ApiCall[list[Comment]]:
-    """The asset's comments.
-
-    :param asset_id: the asset's id.
-    """
-    return _comments(ASSETS, asset_id)
-
-
-def get_asset_comment(asset_id: str, comment_id: int | str) -> ApiCall[Comment]:
-    """One comment on the asset.
-
-    :param asset_id: the asset's id.
-    :param comment_id: the comment's id.
-    """
-    return _get_comment(ASSETS, asset_id, comment_id)
-
-
-def create_asset_comment(asset_id: str, comment: str) -> ApiCall[Comment]:
-    """Comment on the asset.
-
-    :param asset_id: the asset's id.
-    :param comment: the comment's text.
-    """
-    return _create_comment(ASSETS, asset_id, comment)
-
-
-def update_asset_comment(asset_id: str, comment_id: int | str, comment: str) -> ApiCall[Comment]:
-    """Change the text of a comment on the asset.
-
-    :param asset_id: the asset's id.
-    :param comment_id: the comment's id.
-    :param comment: the new text.
-    """
-    return _update_comment(ASSETS, asset_id, comment_id, comment)
-
-
-def delete_asset_comment(asset_id: str, comment_id: int | str) -> ApiCall[str]:
-    """Delete a comment on the asset.
-
-    :param asset_id: the asset's id.
-    :param comment_id: the comment's id.
-    """
-    return _delete_comment(ASSETS, asset_id, comment_id)
-
-
-def list_asset_attachments(asset_id: str) -> ApiCall[list[Attachment]]:
-    """The asset's attachments.
-
-    :param asset_id: the asset's id.
-    """
-    return _attachments(ASSETS, asset_id)
-
-
-def create_asset_attachment(
-    asset_id: str,
-    title: str,
-    *,
-    description: str | None = None,
-    category: str | None = None,
-    tags: list[str] | None = None,
-    external_id: str | None = None,
-) -> ApiCall[Attachment]:
-    """Attach a new asset to the asset.
-
-    :param asset_id: the asset's id.
-    :param title: the attachment's title.
-    :param description: its description.
-    :param category: its category.
-    :param tags: its tags.
-    :param external_id: your own id for it.
-    """
-    return _create_attachment(ASSETS, asset_id, title=title, description=description, category=category,
-                              tags=tags, external_id=external_id)
-
-
-# --------------------------------------------------------------------------------------- DAG actions
-
-
-def list_dag_actions(asset_id: str) -> ApiCall[list[DagAction]]:
-    """The DAG actions that can run on the asset (needs ``ACTIONS_VIEW``).
-
-    :param asset_id: the asset's id.
-    """
-    return ApiCall("GET", ASSETS.path(asset_id, "dag_actions"), many("dag_actions", DagAction))
-
-
-def start_dag_action(asset_id: str, dag_action_id: int | str) -> ApiCall[DagActionRun]:
-    """The bare start request (the hook's ``start_dag_action`` adds the recovery of a lost answer)."""
-    asset = check_id("asset_id", asset_id)
-    return ApiCall(
-        "POST", path("assets", asset, "dag_actions", check_id("dag_action_id", dag_action_id)),
-        one("dag_action_run", DagActionRun),
-    )
-
-
-def list_dag_action_runs(asset_id: str) -> ApiCall[list[DagActionRun]]:
-    """The asset's DAG action runs (needs ``ACTIONS_VIEW``).
-
-    :param asset_id: the asset's id.
-    """
-    return ApiCall("GET", ASSETS.path(asset_id, "dag_action_runs"), many("dag_action_runs", DagActionRun))
-
-
-def get_dag_action_run_listing(asset_id: str) -> ApiCall[RunListing]:
-    """The asset's runs as a :class:`RunListing`: one request, runs validated only when asked for.
-
-    :param asset_id: the asset's id (needs ``ACTIONS_VIEW``).
-    """
-    wanted_asset = check_id("asset_id", asset_id)
-    listing_path = path("assets", wanted_asset, "dag_action_runs")
-    return ApiCall(
-        "GET", listing_path, lambda body: RunListing.parse(body, wanted_asset, listing_path),
-        decode=decode_run_listing,
-    )
-
-
-def get_dag_action_run(asset_id: str, run_id: int | str) -> ApiCall[DagActionRun]:
-    """One run of the asset. The API has no endpoint for one run: the asset's runs are listed and the
-    run picked (ids compared as strings).
-
-    :param asset_id: the asset's id.
-    :param run_id: the run's id.
-    """
-    wanted = check_id("dag_action_run_id", run_id)
-    listing = get_dag_action_run_listing(asset_id)
-    return ApiCall("GET", listing.path, lambda body: find_run(listing.parse(body), wanted), decode=listing.decode)
-
-
-# ------------------------------------------------------------------------------------------ projects
-
-
+@documented
 def list_projects() -> ApiCall[list[Project]]:
     """The user's top-level projects."""
     return ApiCall("GET", path("projects"), many("projects", Project))
 
 
+@documented
 def get_project(project_id: str) -> ApiCall[Project]:
-    """The project.
-
-    :param project_id: the project's id.
-    """
+    """The project."""
     return ApiCall("GET", PROJECTS.path(project_id), PROJECTS.one())
 
 
+@documented
 def create_project(
     title: str,
     *,
@@ -567,19 +392,13 @@ def create_project(
     tags: list[str] | None = None,
     external_id: str | None = None,
 ) -> ApiCall[Project]:
-    """Create a top-level project.
-
-    :param title: the title.
-    :param description: the description.
-    :param category: the category.
-    :param tags: the tags.
-    :param external_id: your own id for it.
-    """
+    """Create a top-level project."""
     body = body_of(ProjectCreate, title=title, description=description, category=category, tags=tags,
                    external_id=external_id)
     return ApiCall("POST", path("projects"), PROJECTS.one(), json=body)
 
 
+@documented
 def create_subproject(
     project_id: str,
     title: str,
@@ -592,11 +411,6 @@ def create_subproject(
     """Create a project inside the project.
 
     :param project_id: the parent project's id.
-    :param title: the title.
-    :param description: the description.
-    :param category: the category.
-    :param tags: the tags.
-    :param external_id: your own id for it.
     """
     parent = PROJECTS.path(project_id, "projects")
     body = body_of(ProjectCreate, title=title, description=description, category=category, tags=tags,
@@ -604,70 +418,19 @@ def create_subproject(
     return ApiCall("POST", parent, PROJECTS.one(), json=body)
 
 
-def update_project(
-    project_id: str,
-    *,
-    title: str | None = None,
-    description: str | None = None,
-    category: str | None = None,
-    tags: list[str] | None = None,
-    external_id: str | None = None,
-) -> ApiCall[Project]:
-    """Update the project's metadata (at least one field); fields not given are left as they are.
-
-    :param project_id: the project's id.
-    :param title: the new title.
-    :param description: the new description.
-    :param category: the new category.
-    :param tags: the new tags (replacing the old ones).
-    :param external_id: the new external id.
-    """
-    target = PROJECTS.path(project_id)
-    body = body_of(ProjectUpdate, title=title, description=description, category=category, tags=tags,
-                   external_id=external_id)
-    return ApiCall("PUT", target, PROJECTS.one(), json=body)
-
-
-def trash_project(project_id: str) -> ApiCall[str]:
-    """Move the project to the trash bin.
-
-    :param project_id: the project's id.
-    """
-    return _action(PROJECTS, project_id, "trash_bin")
-
-
-def restore_project(project_id: str) -> ApiCall[str]:
-    """Take the project back out of the trash bin.
-
-    :param project_id: the project's id.
-    """
-    return _action(PROJECTS, project_id, "restore")
-
-
-def delete_project(project_id: str) -> ApiCall[str]:
-    """Delete the project permanently.
-
-    :param project_id: the project's id.
-    """
-    return _delete(PROJECTS, project_id, PROJECT_GONE)
-
-
+@documented
 def list_subprojects(project_id: str) -> ApiCall[list[Project]]:
-    """The projects inside the project.
-
-    :param project_id: the project's id.
-    """
+    """The projects inside the project."""
     return ApiCall("GET", PROJECTS.path(project_id, "projects"), many("projects", Project))
 
 
+@documented
 def list_project_assets(project_id: str) -> ApiCall[ProjectContents]:
-    """The project's assets, sub-projects and stats.
-
-    :param project_id: the project's id.
-    """
+    """The project's assets, sub-projects and stats."""
     return ApiCall("GET", PROJECTS.path(project_id, "assets"), ProjectContents.model_validate)
 
 
+@documented
 def create_project_asset(
     project_id: str,
     title: str,
@@ -686,16 +449,10 @@ def create_project_asset(
     A bad media URL is answered HTTP 200 with an error although the asset *was* created: that raises
     MediaPocketOperationError whose ``created_asset_id`` names the asset.
 
-    :param project_id: the project's id.
-    :param title: the title (at most 255 characters).
     :param file_url: media from this absolute http(s) URL (not with ``s3_key``).
     :param filename: the media's original file name (default: the last segment of the URL or key).
     :param s3_key: media from this key of the account's S3 bucket (not with ``file_url``).
-    :param description: the description.
-    :param category: the category.
-    :param tags: the tags.
     :param media_type: only "article" (an asset without media).
-    :param external_id: your own id for it, unique among the user's assets.
     """
     if file_url is not None and s3_key is not None:
         raise MediaPocketValidationError("Invalid parameters 'file_url' and 's3_key': give one, not both")
@@ -713,11 +470,9 @@ def create_project_asset(
     return ApiCall("POST", target, ASSETS.one(), json=body)
 
 
+@documented
 def get_project_stats(project_id: str) -> ApiCall[Stats]:
-    """Counts and sizes of the project's contents.
-
-    :param project_id: the project's id.
-    """
+    """Counts and sizes of the project's contents."""
     return ApiCall("GET", PROJECTS.path(project_id, "stats"), one("stats", Stats))
 
 
@@ -727,26 +482,22 @@ def _visibility(project_id: Any, public: bool) -> ApiCall[bool]:
     )
 
 
+@documented
 def make_project_public(project_id: str) -> ApiCall[bool]:
-    """Make the project public; returns whether it is public now.
-
-    :param project_id: the project's id.
-    """
+    """Make the project public; returns whether it is public now."""
     return _visibility(project_id, True)
 
 
+@documented
 def make_project_private(project_id: str) -> ApiCall[bool]:
-    """Make the project private; returns whether it is public now.
-
-    :param project_id: the project's id.
-    """
+    """Make the project private; returns whether it is public now."""
     return _visibility(project_id, False)
 
 
+@documented
 def list_project_users(project_id: str, *, include_inherited: bool = False) -> ApiCall[list[User]]:
     """The project's users.
 
-    :param project_id: the project's id.
     :param include_inherited: also the users it inherits from parent projects (``all_users``).
     """
     return ApiCall(
@@ -754,157 +505,267 @@ def list_project_users(project_id: str, *, include_inherited: bool = False) -> A
     )
 
 
+@documented
 def add_project_user(project_id: str, user_id: int | str) -> ApiCall[str]:
-    """Make a user a member of the project.
-
-    :param project_id: the project's id.
-    :param user_id: the user's id.
-    """
+    """Make a user a member of the project."""
     return _member(project_id, USERS, user_id, add=True)
 
 
+@documented
 def remove_project_user(project_id: str, user_id: int | str) -> ApiCall[str]:
-    """Remove a user from the project.
-
-    :param project_id: the project's id.
-    :param user_id: the user's id.
-    """
+    """Remove a user from the project."""
     return _member(project_id, USERS, user_id, add=False)
 
 
+@documented
 def add_project_guest(project_id: str, email: str) -> ApiCall[list[User]]:
     """Invite a guest by e-mail; returns the project's users.
 
-    :param project_id: the project's id.
     :param email: the guest's e-mail address.
     """
     target = PROJECTS.path(project_id, "guests")
     return ApiCall("POST", target, many("users", User), json=body_of(GuestBody, email=email))
 
 
+@documented
 def list_project_user_groups(project_id: str) -> ApiCall[list[UserGroup]]:
-    """The project's user groups.
-
-    :param project_id: the project's id.
-    """
+    """The project's user groups."""
     return ApiCall("GET", PROJECTS.path(project_id, "user_groups"), many("user_groups", UserGroup))
 
 
+@documented
 def add_project_user_group(project_id: str, user_group_id: int | str) -> ApiCall[str]:
-    """Give a user group access to the project.
-
-    :param project_id: the project's id.
-    :param user_group_id: the user group's id.
-    """
+    """Give a user group access to the project."""
     return _member(project_id, USER_GROUPS, user_group_id, add=True)
 
 
+@documented
 def remove_project_user_group(project_id: str, user_group_id: int | str) -> ApiCall[str]:
-    """Remove a user group from the project.
-
-    :param project_id: the project's id.
-    :param user_group_id: the user group's id.
-    """
+    """Remove a user group from the project."""
     return _member(project_id, USER_GROUPS, user_group_id, add=False)
 
 
-def get_project_history(project_id: str, cursor: str | int = "0") -> ApiCall[HistoryPage]:
-    """One page of the project's history; its ``next_cursor`` asks for the next one.
-
-    :param project_id: the project's id.
-    :param cursor: where the page starts ("0": the newest events).
-    """
-    return _history(PROJECTS, project_id, cursor)
-
-
+@documented
 def set_project_thumbnail(project_id: str, asset_id: str) -> ApiCall[str]:
     """Show an asset as the project's thumbnail.
 
-    :param project_id: the project's id.
     :param asset_id: the asset to show.
     """
     body = body_of(ThumbnailBody, thumbnail_asset_id=check_id("thumbnail_asset_id", asset_id))
     return ApiCall("PUT", PROJECTS.path(project_id, "thumbnail"), text("message"), json=body)
 
 
+@documented
 def remove_project_thumbnail(project_id: str) -> ApiCall[str]:
-    """Remove the project's thumbnail.
-
-    :param project_id: the project's id.
-    """
+    """Remove the project's thumbnail."""
     return ApiCall("DELETE", PROJECTS.path(project_id, "thumbnail"), text("message"))
 
 
+# --------------------------------------------------------------- what assets and projects both have
+
+
+@documented
+def update_asset(
+    asset_id: str,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    category: str | None = None,
+    tags: list[str] | None = None,
+    external_id: str | None = None,
+) -> ApiCall[Asset]:
+    """Update the asset's metadata (at least one field); the fields given replace the old ones."""
+    return _update(ASSETS, AssetUpdate, asset_id, title=title, description=description, category=category,
+                   tags=tags, external_id=external_id)
+
+
+@documented
+def update_project(
+    project_id: str,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    category: str | None = None,
+    tags: list[str] | None = None,
+    external_id: str | None = None,
+) -> ApiCall[Project]:
+    """Update the project's metadata (at least one field); the fields given replace the old ones."""
+    return _update(PROJECTS, ProjectUpdate, project_id, title=title, description=description, category=category,
+                   tags=tags, external_id=external_id)
+
+
+@documented
+def trash_asset(asset_id: str) -> ApiCall[str]:
+    """Move the asset to the trash bin (deleted for good after 14 days)."""
+    return _action(ASSETS, asset_id, "trash_bin")
+
+
+@documented
+def trash_project(project_id: str) -> ApiCall[str]:
+    """Move the project to the trash bin."""
+    return _action(PROJECTS, project_id, "trash_bin")
+
+
+@documented
+def restore_asset(asset_id: str) -> ApiCall[str]:
+    """Take the asset back out of the trash bin."""
+    return _action(ASSETS, asset_id, "restore")
+
+
+@documented
+def restore_project(project_id: str) -> ApiCall[str]:
+    """Take the project back out of the trash bin."""
+    return _action(PROJECTS, project_id, "restore")
+
+
+@documented
+def delete_asset(asset_id: str) -> ApiCall[str]:
+    """Delete the asset permanently."""
+    return _delete(ASSETS, asset_id, ASSET_GONE)
+
+
+@documented
+def delete_project(project_id: str) -> ApiCall[str]:
+    """Delete the project permanently."""
+    return _delete(PROJECTS, project_id, PROJECT_GONE)
+
+
+@documented
+def assign_asset(asset_id: str, project_id: str) -> ApiCall[str]:
+    """Put the asset in a project. "Project not found." (sent as HTTP 200) raises.
+
+    :param project_id: the project to put it in.
+    """
+    return _assign(ASSETS, asset_id, "project_id", project_id)
+
+
+@documented
 def assign_project(project_id: str, to_project_id: str) -> ApiCall[str]:
     """Make the project a sub-project of another.
 
-    :param project_id: the project's id.
     :param to_project_id: the project to put it in.
     """
     return _assign(PROJECTS, project_id, "to_project_id", to_project_id)
 
 
-def unassign_project(project_id: str) -> ApiCall[str]:
-    """Make the sub-project a top-level project again.
+@documented
+def unassign_asset(asset_id: str) -> ApiCall[str]:
+    """Take the asset out of its project."""
+    return _unassign(ASSETS, asset_id)
 
-    :param project_id: the project's id.
-    """
+
+@documented
+def unassign_project(project_id: str) -> ApiCall[str]:
+    """Make the sub-project a top-level project again."""
     return _unassign(PROJECTS, project_id)
 
 
-def list_project_comments(project_id: str) -> ApiCall[list[Comment]]:
-    """The project's comments.
+@documented
+def get_asset_history(asset_id: str, cursor: str | int = "0") -> ApiCall[HistoryPage]:
+    """One page of the asset's history; its ``next_cursor`` asks for the next one."""
+    return _history(ASSETS, asset_id, cursor)
 
-    :param project_id: the project's id.
-    """
+
+@documented
+def get_project_history(project_id: str, cursor: str | int = "0") -> ApiCall[HistoryPage]:
+    """One page of the project's history; its ``next_cursor`` asks for the next one."""
+    return _history(PROJECTS, project_id, cursor)
+
+
+@documented
+def list_asset_comments(asset_id: str) -> ApiCall[list[Comment]]:
+    """The asset's comments."""
+    return _comments(ASSETS, asset_id)
+
+
+@documented
+def list_project_comments(project_id: str) -> ApiCall[list[Comment]]:
+    """The project's comments."""
     return _comments(PROJECTS, project_id)
 
 
-def get_project_comment(project_id: str, comment_id: int | str) -> ApiCall[Comment]:
-    """One comment on the project.
+@documented
+def get_asset_comment(asset_id: str, comment_id: int | str) -> ApiCall[Comment]:
+    """One comment on the asset."""
+    return _get_comment(ASSETS, asset_id, comment_id)
 
-    :param project_id: the project's id.
-    :param comment_id: the comment's id.
-    """
+
+@documented
+def get_project_comment(project_id: str, comment_id: int | str) -> ApiCall[Comment]:
+    """One comment on the project."""
     return _get_comment(PROJECTS, project_id, comment_id)
 
 
-def create_project_comment(project_id: str, comment: str) -> ApiCall[Comment]:
-    """Comment on the project.
+@documented
+def create_asset_comment(asset_id: str, comment: str) -> ApiCall[Comment]:
+    """Comment on the asset."""
+    return _create_comment(ASSETS, asset_id, comment)
 
-    :param project_id: the project's id.
-    :param comment: the comment's text.
-    """
+
+@documented
+def create_project_comment(project_id: str, comment: str) -> ApiCall[Comment]:
+    """Comment on the project."""
     return _create_comment(PROJECTS, project_id, comment)
 
 
+@documented
+def update_asset_comment(asset_id: str, comment_id: int | str, comment: str) -> ApiCall[Comment]:
+    """Change the text of a comment on the asset.
+
+    :param comment: the new text.
+    """
+    return _update_comment(ASSETS, asset_id, comment_id, comment)
+
+
+@documented
 def update_project_comment(project_id: str, comment_id: int | str, comment: str) -> ApiCall[Comment]:
     """Change the text of a comment on the project.
 
-    :param project_id: the project's id.
-    :param comment_id: the comment's id.
     :param comment: the new text.
     """
     return _update_comment(PROJECTS, project_id, comment_id, comment)
 
 
-def delete_project_comment(project_id: str, comment_id: int | str) -> ApiCall[str]:
-    """Delete a comment on the project.
+@documented
+def delete_asset_comment(asset_id: str, comment_id: int | str) -> ApiCall[str]:
+    """Delete a comment on the asset."""
+    return _delete_comment(ASSETS, asset_id, comment_id)
 
-    :param project_id: the project's id.
-    :param comment_id: the comment's id.
-    """
+
+@documented
+def delete_project_comment(project_id: str, comment_id: int | str) -> ApiCall[str]:
+    """Delete a comment on the project."""
     return _delete_comment(PROJECTS, project_id, comment_id)
 
 
-def list_project_attachments(project_id: str) -> ApiCall[list[Attachment]]:
-    """The project's attachments.
+@documented
+def list_asset_attachments(asset_id: str) -> ApiCall[list[Attachment]]:
+    """The asset's attachments."""
+    return _attachments(ASSETS, asset_id)
 
-    :param project_id: the project's id.
-    """
+
+@documented
+def list_project_attachments(project_id: str) -> ApiCall[list[Attachment]]:
+    """The project's attachments."""
     return _attachments(PROJECTS, project_id)
 
 
+@documented
+def create_asset_attachment(
+    asset_id: str,
+    title: str,
+    *,
+    description: str | None = None,
+    category: str | None = None,
+    tags: list[str] | None = None,
+    external_id: str | None = None,
+) -> ApiCall[Attachment]:
+    """Attach a new asset to the asset."""
+    return _create_attachment(ASSETS, asset_id, title=title, description=description, category=category,
+                              tags=tags, external_id=external_id)
+
+
+@documented
 def create_project_attachment(
     project_id: str,
     title: str,
@@ -914,14 +775,56 @@ def create_project_attachment(
     tags: list[str] | None = None,
     external_id: str | None = None,
 ) -> ApiCall[Attachment]:
-    """Attach a new asset to the project.
-
-    :param project_id: the project's id.
-    :param title: the attachment's title.
-    :param description: its description.
-    :param category: its category.
-    :param tags: its tags.
-    :param external_id: your own id for it.
-    """
+    """Attach a new asset to the project."""
     return _create_attachment(PROJECTS, project_id, title=title, description=description, category=category,
                               tags=tags, external_id=external_id)
+
+
+# -------------------------------------------------------------------------------------- DAG actions
+
+
+@documented
+def list_dag_actions(asset_id: str) -> ApiCall[list[DagAction]]:
+    """The DAG actions that can run on the asset (needs ``ACTIONS_VIEW``)."""
+    return ApiCall("GET", ASSETS.path(asset_id, "dag_actions"), many("dag_actions", DagAction))
+
+
+def start_dag_action(asset_id: str, dag_action_id: int | str) -> ApiCall[DagActionRun]:
+    """The bare start request (the hook's ``start_dag_action`` adds the recovery of a lost answer)."""
+    asset = check_id("asset_id", asset_id)
+    return ApiCall(
+        "POST", path("assets", asset, "dag_actions", check_id("dag_action_id", dag_action_id)),
+        one("dag_action_run", DagActionRun),
+    )
+
+
+@documented
+def list_dag_action_runs(asset_id: str) -> ApiCall[list[DagActionRun]]:
+    """The asset's DAG action runs (needs ``ACTIONS_VIEW``)."""
+    return ApiCall("GET", ASSETS.path(asset_id, "dag_action_runs"), many("dag_action_runs", DagActionRun))
+
+
+@documented
+def get_dag_action_run_listing(asset_id: str) -> ApiCall[RunListing]:
+    """The asset's runs as a :class:`RunListing`: one request, runs validated only when asked for.
+
+    :param asset_id: the asset's id (needs ``ACTIONS_VIEW``).
+    """
+    wanted_asset = check_id("asset_id", asset_id)
+    listing_path = path("assets", wanted_asset, "dag_action_runs")
+    return ApiCall(
+        "GET", listing_path, lambda body: RunListing.parse(body, wanted_asset, listing_path),
+        decode=decode_run_listing,
+    )
+
+
+@documented
+def get_dag_action_run(asset_id: str, run_id: int | str) -> ApiCall[DagActionRun]:
+    """One run of the asset. The API has no endpoint for one run: the asset's runs are listed and the
+    run picked (ids compared as strings).
+
+    :param run_id: the run's id.
+    """
+    wanted = check_id("dag_action_run_id", run_id)
+    listing = get_dag_action_run_listing(asset_id)
+    return ApiCall("GET", listing.path, lambda body: find_run(listing.parse(body), wanted), decode=listing.decode)

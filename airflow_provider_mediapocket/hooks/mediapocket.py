@@ -608,6 +608,16 @@ def endpoint(
     return method, amethod
 
 
+def _twin_of(sync: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Give a hand-written async twin the docstring of its sync method (their parameters are the same)."""
+
+    def dress(twin: _F) -> _F:
+        twin.__doc__ = sync.__doc__
+        return twin
+
+    return dress
+
+
 def _with_external_id(contents: ProjectContents, external_id: str) -> Asset | None:
     return next((asset for asset in contents.assets if asset.external_id == external_id), None)
 
@@ -1173,12 +1183,8 @@ class MediaPocketHook(BaseHook):
         """
         return self._iter_history(_api.get_asset_history, asset_id, cursor)
 
+    @_twin_of(iter_asset_history)
     def aiter_asset_history(self, asset_id: str, cursor: str | int = "0") -> AsyncIterator[HistoryEvent]:
-        """Every history event of the asset from ``cursor`` on, following ``next_cursor`` to the end.
-
-        :param asset_id: the asset's id.
-        :param cursor: where to start ("0": the newest events).
-        """
         return self._aiter_history(_api.get_asset_history, asset_id, cursor)
 
     def iter_project_history(self, project_id: str, cursor: str | int = "0") -> Iterator[HistoryEvent]:
@@ -1189,12 +1195,8 @@ class MediaPocketHook(BaseHook):
         """
         return self._iter_history(_api.get_project_history, project_id, cursor)
 
+    @_twin_of(iter_project_history)
     def aiter_project_history(self, project_id: str, cursor: str | int = "0") -> AsyncIterator[HistoryEvent]:
-        """Every history event of the project from ``cursor`` on, following ``next_cursor`` to the end.
-
-        :param project_id: the project's id.
-        :param cursor: where to start ("0": the newest events).
-        """
         return self._aiter_history(_api.get_project_history, project_id, cursor)
 
     def _iter_history(self, page: _HistoryPages, item_id: str, cursor: str | int | None) -> Iterator[HistoryEvent]:
@@ -1223,12 +1225,8 @@ class MediaPocketHook(BaseHook):
         wanted = check_id("external_id", external_id)
         return _with_external_id(self.list_project_assets(project_id), wanted)
 
+    @_twin_of(find_project_asset)
     async def afind_project_asset(self, project_id: str, *, external_id: str) -> Asset | None:
-        """The asset of the project whose ``external_id`` matches, or None (the API has no search).
-
-        :param project_id: the project's id.
-        :param external_id: the external id to look for.
-        """
         wanted = check_id("external_id", external_id)
         return _with_external_id(await self.alist_project_assets(project_id), wanted)
 
@@ -1249,16 +1247,10 @@ class MediaPocketHook(BaseHook):
         """
         return self._drive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
 
+    @_twin_of(reuse_asset)
     async def areuse_asset(
         self, asset: Asset, *, file_url: str | None = None, filename: str | None = None, s3_key: str | None = None
     ) -> Asset:
-        """Check an existing asset against a create request before re-using it, as :meth:`reuse_asset`.
-
-        :param asset: the asset found (as listed).
-        :param file_url: the media URL the request asked for.
-        :param filename: the media file name the request asked for.
-        :param s3_key: the S3 key the request asked for.
-        """
         return await self._adrive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
 
     def _reuse_asset_plan(
@@ -1308,15 +1300,10 @@ class MediaPocketHook(BaseHook):
         """
         return self._drive(self._start_dag_action_plan(asset_id, dag_action_id, settle_seconds))
 
+    @_twin_of(start_dag_action)
     async def astart_dag_action(
         self, asset_id: str, dag_action_id: int | str, *, settle_seconds: float | None = None
     ) -> DagActionRun:
-        """Start a DAG action on the asset and return the new run, as :meth:`start_dag_action`.
-
-        :param asset_id: the asset to run the action on.
-        :param dag_action_id: the DAG action's id.
-        :param settle_seconds: after an unclear start, how long to watch the asset's run list.
-        """
         return await self._adrive(self._start_dag_action_plan(asset_id, dag_action_id, settle_seconds))
 
     def _settle_window(self, settle_seconds: float | None) -> float:
