@@ -23,7 +23,10 @@ from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import AlreadyDone, ApiCall
 from airflow_provider_mediapocket._validation import invalid
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
-from airflow_provider_mediapocket.hooks._run_listing import RunListing, decode_run_listing, find_run
+from airflow_provider_mediapocket.hooks._run_listing import RunListing, decode_run_listing
+from airflow_provider_mediapocket.hooks._run_listing import (
+    find_run as find_run,  # re-exported: the trigger reads it here
+)
 from airflow_provider_mediapocket.models import (
     ApiKey,
     Asset,
@@ -55,8 +58,6 @@ from airflow_provider_mediapocket.models import (
     check_id,
     validate_request,
 )
-
-__all__ = ["RunListing", "decode_run_listing", "find_run"]  # the run listing is read through this module too
 
 API = "/api/v2"
 M = TypeVar("M", bound=BaseModel)
@@ -187,6 +188,7 @@ def documented(build: B) -> B:
 
 
 # -------------------------------------------------------------- shared shapes of per-kind endpoints
+
 
 def _update(kind: Kind[M], model: type[RM], item_id: Any, **fields: Any) -> ApiCall[M]:
     target = kind.path(item_id)
