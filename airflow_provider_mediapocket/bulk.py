@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from airflow_provider_mediapocket._metadata import METADATA, metadata_of
 from airflow_provider_mediapocket._recovery import has_media
+from airflow_provider_mediapocket._validation import parameters_of
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
     MediaPocketError,
@@ -32,8 +34,7 @@ from airflow_provider_mediapocket.hooks import _api
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.models import Asset
 
-ITEM_FIELDS = frozenset({"title", "file_url", "filename", "tags", "description", "category", "external_id"})
-METADATA = ("description", "category", "tags", "external_id")
+ITEM_FIELDS = frozenset({*METADATA, "file_url", "filename"})
 # An unclear outcome: the request may or may not have been applied.
 UNCLEAR = TRANSIENT_ERRORS
 EXTERNAL_ID_TAKEN = "external id has already been taken"
@@ -79,16 +80,12 @@ def validate_items(items: Any, project_id: Any = None, *, name: str = "items") -
         for required in ("title", "file_url", "external_id"):
             if item.get(required) in (None, ""):
                 raise MediaPocketValidationError(f"Invalid parameter '{where}.{required}': is required")
-        try:
+        with parameters_of(where):
             if project_id is not None:
-                _api.create_project_asset(project_id, **dict(item))
+                _api.create_project_asset(project_id, **item)
             else:
-                fields = {key: item.get(key) for key in METADATA}
-                _api.create_asset(title=item["title"], **fields)
-                _api.add_media("x", item["file_url"], item.get("filename"))
-        except MediaPocketValidationError as exc:
-            message = str(exc).replace("Invalid parameter '", f"Invalid parameter '{where}.")
-            raise MediaPocketValidationError(message) from None
+                _api.create_asset(**metadata_of(item))
+                _api.media_from_url(item["file_url"], item.get("filename"))
         external_id = str(item["external_id"])
         if external_id in seen:
             raise MediaPocketValidationError(
@@ -219,9 +216,8 @@ async def _standalone(
     if resume_id is not None:  # an earlier try created the asset; its media may be missing
         asset = await _reuse(hook, await hook.aget_asset(resume_id), item)
         return ItemResult(external_id, asset.id, "created")
-    fields = {key: item.get(key) for key in METADATA}
     try:
-        asset = await hook.acreate_asset(item["title"], **fields)
+        asset = await hook.acreate_asset(**metadata_of(item))
     except MediaPocketValidationError as exc:
         if EXTERNAL_ID_TAKEN in (exc.server_message or "").lower():
             raise MediaPocketOperationError(

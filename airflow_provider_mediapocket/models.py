@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from airflow_provider_mediapocket._redact import redact_url
-from airflow_provider_mediapocket._validation import _short, check_id
+from airflow_provider_mediapocket._validation import NOT_A_PARAMETER, _short, check_id, parameter
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 
 __all__ = ["check_id"]
@@ -391,13 +391,13 @@ R = TypeVar("R", bound=RequestModel)
 
 def _describe(error: dict[str, Any], prefix: str) -> str:
     loc = ".".join(str(part) for part in error.get("loc", ()))
-    name = f"{prefix}.{loc}" if prefix and loc else (loc or prefix)
+    name = parameter(f"{prefix}.{loc}" if prefix and loc else (loc or prefix))
     message = str(error.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ")
     if error.get("type") == "missing":
         message = "is required"
     elif error.get("type") == "extra_forbidden":
-        message = "is not a parameter of this call"
+        message = NOT_A_PARAMETER
         name = name or "<empty name>"
     elif "input" in error and error.get("type") not in ("value_error",):
         message = f"{message} (got {_short(error['input'])})"

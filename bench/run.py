@@ -424,7 +424,7 @@ def measure_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: 
             body = client.get(f"/api/v2/assets/{seeds['steady'][0][0]}/dag_action_runs").json()
         whole, scan = [], []
         triple = json.dumps({"dag_action_runs": body["dag_action_runs"] * 3}).encode()  # the 3,000 runs
-        listing = _api.dag_action_run_listing("x")
+        listing = _api.get_dag_action_run_listing("x")
         for _ in range(3):
             start = time.perf_counter()
             _api.list_dag_action_runs("x").parse(body)

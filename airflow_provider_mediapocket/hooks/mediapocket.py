@@ -7,6 +7,7 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
+import inspect
 import ipaddress
 import json
 import logging
@@ -14,11 +15,11 @@ import math
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +28,7 @@ from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__
 from airflow_provider_mediapocket._recovery import has_media, reuse_problem
 from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import ApiCall, RetryPolicy, Send, Sleep, exchange
+from airflow_provider_mediapocket._validation import NOT_A_PARAMETER, invalid
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketAuthError,
     MediaPocketConfigError,
@@ -40,21 +42,11 @@ from airflow_provider_mediapocket.exceptions import (
 )
 from airflow_provider_mediapocket.hooks import _api
 from airflow_provider_mediapocket.models import (
-    ApiKey,
     Asset,
-    Attachment,
-    Collection,
-    Comment,
-    DagAction,
     DagActionRun,
     HistoryEvent,
     HistoryPage,
-    Media,
-    Project,
     ProjectContents,
-    Stats,
-    User,
-    UserGroup,
     check_id,
 )
 
@@ -64,6 +56,7 @@ except ImportError:  # pragma: no cover - Airflow before the task SDK exported i
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 # A multi-call plan yields the calls to make (and, to wait between them, a Sleep).
 Plan = Generator[ApiCall[Any] | Sleep, Any, T]
 
@@ -565,6 +558,70 @@ def _ssl_context(verify: bool) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+_HistoryPages = Callable[[str, "str | int"], ApiCall[HistoryPage]]
+
+
+def _returned(build: Callable[..., Any]) -> Any:
+    """What calling the hook method returns: ``X`` of the builder's ``ApiCall[X]`` (as written)."""
+    annotation = inspect.signature(build).return_annotation
+    if isinstance(annotation, str) and annotation.startswith("ApiCall[") and annotation.endswith("]"):
+        return annotation[len("ApiCall["):-1]
+    raise TypeError(f"{build.__qualname__} must be annotated to return ApiCall[...] (got {annotation!r})")
+
+
+def endpoint(
+    build: Callable[P, ApiCall[T]],
+) -> tuple[Callable[Concatenate[MediaPocketHook, P], T], Callable[Concatenate[MediaPocketHook, P], Awaitable[T]]]:
+    """The sync hook method and its async twin (``a`` + the builder's name) of one request builder.
+
+    Both take exactly the builder's parameters -- the signature ``help()`` and ``inspect.signature`` show,
+    and mypy checks -- and carry its docstring; the sync one returns ``hook.run(build(...))``, the async
+    one ``await hook.arun(build(...))``. A bad parameter therefore fails before anything is sent, alike.
+    """
+    name = build.__name__
+    params = list(inspect.signature(build).parameters.values())
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    signature = inspect.Signature([self_param, *params], return_annotation=_returned(build))
+    keywords = frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+    def request(args: Any, kwargs: dict[str, Any]) -> ApiCall[T]:
+        # An unknown keyword is a bad parameter like any other (a DAG passes what it was given): say so
+        # by name, as the API's own validation would, instead of a bare TypeError.
+        unknown = sorted(set(kwargs) - keywords)
+        if unknown:
+            raise MediaPocketValidationError("; ".join(str(invalid(key, NOT_A_PARAMETER)) for key in unknown))
+        return build(*args, **kwargs)
+
+    def method(self: MediaPocketHook, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.run(request(args, kwargs))
+
+    async def amethod(self: MediaPocketHook, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.arun(request(args, kwargs))
+
+    bound: Any
+    for bound, bound_name in ((method, name), (amethod, "a" + name)):
+        bound.__name__ = bound_name
+        bound.__qualname__ = f"MediaPocketHook.{bound_name}"
+        bound.__doc__ = build.__doc__
+        bound.__signature__ = signature
+        bound.__wrapped__ = build
+    return method, amethod
+
+
+def _twin_of(sync: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Give a hand-written async twin the docstring of its sync method (their parameters are the same)."""
+
+    def dress(twin: _F) -> _F:
+        twin.__doc__ = sync.__doc__
+        return twin
+
+    return dress
+
+
+def _with_external_id(contents: ProjectContents, external_id: str) -> Asset | None:
+    return next((asset for asset in contents.assets if asset.external_id == external_id), None)
+
+
 class MediaPocketHook(BaseHook):
     """Talks to the Media Pocket API v2 with the ``mediapocket`` connection ``mediapocket_conn_id``.
 
@@ -935,12 +992,32 @@ class MediaPocketHook(BaseHook):
             kwargs["timeout"] = httpx.Timeout(min(configured, step.timeout))
         return kwargs
 
-    @_reauthenticating
-    def _run(self, call: ApiCall[T], deadline: float | None = None) -> T:
-        """Send ``call`` with the sync client, retrying as the shared policy says.
+    def _send(self, client: httpx.Client, step: Send) -> httpx.Response | httpx.TransportError:
+        """Send one request (sync): the only place the sync client goes on the wire."""
+        call = step.call
+        self.log.debug("Media Pocket request %s", call.describe())
+        try:
+            return client.request(call.method, step.url or call.path, **self._send_kwargs(step))
+        except httpx.TransportError as exc:
+            return exc
 
-        ``deadline`` (epoch seconds; default: the one set with :func:`request_deadline`) bounds every
-        request and retry wait by the time left.
+    async def _asend(self, client: httpx.AsyncClient, step: Send) -> httpx.Response | httpx.TransportError:
+        """Send one request (async): the only place the async client goes on the wire."""
+        call = step.call
+        self.log.debug("Media Pocket request %s", call.describe())
+        try:
+            return await client.request(call.method, step.url or call.path, **self._send_kwargs(step))
+        except httpx.TransportError as exc:
+            return exc
+
+    @_reauthenticating
+    def run(self, call: ApiCall[T], deadline: float | None = None) -> T:
+        """Send ``call`` (a request built by :mod:`~airflow_provider_mediapocket.hooks._api`) with the sync
+        client, retrying as the connection's retry settings say, and return its parsed answer.
+
+        :param call: the request; building it validated its parameters.
+        :param deadline: epoch seconds bounding every request and retry wait (default: the one set with
+            :func:`request_deadline`, if any).
         """
         client = self.get_client()
         steps = exchange(call, self.policy, deadline if deadline is not None else _DEADLINE.get())
@@ -952,18 +1029,18 @@ class MediaPocketHook(BaseHook):
                     time.sleep(step.seconds)
                     outcome = None
                     continue
-                assert isinstance(step, Send)
-                self.log.debug("Media Pocket request %s", call.describe())
-                try:
-                    outcome = client.request(call.method, step.url or call.path, **self._send_kwargs(step))
-                except httpx.TransportError as exc:
-                    outcome = exc
+                outcome = self._send(client, step)
         except StopIteration as done:
             return cast(T, done.value)
 
     @_areauthenticating
-    async def _arun(self, call: ApiCall[T], deadline: float | None = None) -> T:
-        """Send ``call`` with the async client: the same exchange as :meth:`_run`, never blocking."""
+    async def arun(self, call: ApiCall[T], deadline: float | None = None) -> T:
+        """Send ``call`` with the async client: the same exchange as :meth:`run`, never blocking.
+
+        :param call: the request; building it validated its parameters.
+        :param deadline: epoch seconds bounding every request and retry wait (default: the one set with
+            :func:`request_deadline`, if any).
+        """
         client = await self.aget_client()
         steps = exchange(call, self.policy, deadline if deadline is not None else _DEADLINE.get())
         outcome: Any = None
@@ -974,12 +1051,7 @@ class MediaPocketHook(BaseHook):
                     await asyncio.sleep(step.seconds)
                     outcome = None
                     continue
-                assert isinstance(step, Send)
-                self.log.debug("Media Pocket request %s", call.describe())
-                try:
-                    outcome = await client.request(call.method, step.url or call.path, **self._send_kwargs(step))
-                except httpx.TransportError as exc:
-                    outcome = exc
+                outcome = await self._asend(client, step)
         except StopIteration as done:
             return cast(T, done.value)
 
@@ -997,7 +1069,7 @@ class MediaPocketHook(BaseHook):
                 value, error = None, None
                 continue
             try:
-                value, error = self._run(call, deadline), None
+                value, error = self.run(call, deadline), None
             except MediaPocketError as exc:
                 value, error = None, exc
 
@@ -1015,7 +1087,7 @@ class MediaPocketHook(BaseHook):
                 value, error = None, None
                 continue
             try:
-                value, error = await self._arun(call, deadline), None
+                value, error = await self.arun(call, deadline), None
             except MediaPocketError as exc:
                 value, error = None, exc
 
@@ -1025,170 +1097,194 @@ class MediaPocketHook(BaseHook):
         """One cheap authenticated call (list the key owner's API keys); used by Test Connection."""
         try:
             settings = self.get_settings()
-            self._run(_api.list_api_keys())
+            self.run(_api.list_api_keys())
         except MediaPocketError as exc:
             return False, str(exc)
         finally:
             self.close()
         return True, f"Connected to Media Pocket at {settings.base_url}"
 
-    def list_api_keys(self) -> list[ApiKey]:
-        """The current user's API keys as the API lists them."""
-        return self._run(_api.list_api_keys())
+    # ------------------------------------------------------------------------------- endpoints
+    # One line an endpoint: the builder in _api declares it (typed, documented); ``endpoint`` binds it as
+    # the sync method and its ``a``-prefixed async twin, so the two cannot differ.
 
-    # ----------------------------------------------------------------------------------- assets
+    list_api_keys, alist_api_keys = endpoint(_api.list_api_keys)
 
-    def get_asset(self, asset_id: str) -> Asset:
-        return self._run(_api.get_asset(asset_id))
-
-    async def aget_asset(self, asset_id: str) -> Asset:
-        return await self._arun(_api.get_asset(asset_id))
-
-    def create_asset(
-        self,
-        title: str,
-        *,
-        description: str | None = None,
-        category: str | None = None,
-        tags: list[str] | None = None,
-        media_type: str | None = None,
-        external_id: str | None = None,
-    ) -> Asset:
-        """Create an asset (``placeholder`` until media is added; ``media_type`` may only be "article")."""
-        return self._run(_api.create_asset(
-            title=title, description=description, category=category, tags=tags, media_type=media_type,
-            external_id=external_id,
-        ))
-
-    async def acreate_asset(self, title: str, **fields: Any) -> Asset:
-        return await self._arun(_api.create_asset(title=title, **fields))
-
-    def update_asset(self, asset_id: str, **fields: Any) -> Asset:
-        """Update title, description, category, tags and/or external_id."""
-        return self._run(_api.update_asset(asset_id, **fields))
-
-    async def aupdate_asset(self, asset_id: str, **fields: Any) -> Asset:
-        return await self._arun(_api.update_asset(asset_id, **fields))
-
-    def trash_asset(self, asset_id: str) -> str:
-        """Move the asset to the trash bin (deleted for good after 14 days)."""
-        return self._run(_api.asset_action(asset_id, "trash_bin"))
-
-    def restore_asset(self, asset_id: str) -> str:
-        return self._run(_api.asset_action(asset_id, "restore"))
-
-    def delete_asset(self, asset_id: str) -> str:
-        """Delete the asset permanently."""
-        return self._run(_api.asset_action(asset_id, "", method="DELETE"))
-
-    def assign_asset(self, asset_id: str, project_id: str) -> str:
-        """Put the asset in a project. "Project not found." (sent as HTTP 200) raises."""
-        return self._run(_api.assign("assets", asset_id, project_id))
-
-    async def aassign_asset(self, asset_id: str, project_id: str) -> str:
-        return await self._arun(_api.assign("assets", asset_id, project_id))
-
-    def unassign_asset(self, asset_id: str) -> str:
-        return self._run(_api.unassign("assets", asset_id))
-
-    def add_media(self, asset_id: str, file_url: str, filename: str | None = None) -> str:
-        """Media Pocket downloads ``file_url`` into the asset; ``filename`` defaults to the URL's last segment."""
-        return self._run(_api.add_media(asset_id, file_url, filename))
-
-    async def aadd_media(self, asset_id: str, file_url: str, filename: str | None = None) -> str:
-        return await self._arun(_api.add_media(asset_id, file_url, filename))
-
-    def list_media(self, asset_id: str, *, include_locations: bool = False) -> list[Media]:
-        return self._run(_api.list_media(asset_id, include_locations))
-
-    async def alist_media(self, asset_id: str, *, include_locations: bool = False) -> list[Media]:
-        return await self._arun(_api.list_media(asset_id, include_locations))
-
-    def remove_media(self, asset_id: str) -> Asset:
-        """Remove the asset's media; "No media found on this asset." (sent as HTTP 200) raises."""
-        return self._run(_api.remove_media(asset_id))
-
-    def get_media_download_url(self, asset_id: str, media_id: int | str, filename: str) -> str | None:
-        return self._run(_api.media_download_url(asset_id, media_id, filename))
-
-    def get_file_metadata(self, asset_id: str) -> dict[str, Any]:
-        """EXIF/IPTC/XMP metadata and mediainfo of the asset's original file."""
-        return self._run(_api.file_metadata(asset_id))
-
+    get_asset, aget_asset = endpoint(_api.get_asset)
+    create_asset, acreate_asset = endpoint(_api.create_asset)
+    update_asset, aupdate_asset = endpoint(_api.update_asset)
+    trash_asset, atrash_asset = endpoint(_api.trash_asset)
+    restore_asset, arestore_asset = endpoint(_api.restore_asset)
+    delete_asset, adelete_asset = endpoint(_api.delete_asset)
+    assign_asset, aassign_asset = endpoint(_api.assign_asset)
+    unassign_asset, aunassign_asset = endpoint(_api.unassign_asset)
+    add_media, aadd_media = endpoint(_api.add_media)
+    list_media, alist_media = endpoint(_api.list_media)
+    remove_media, aremove_media = endpoint(_api.remove_media)
+    get_media_download_url, aget_media_download_url = endpoint(_api.get_media_download_url)
+    get_file_metadata, aget_file_metadata = endpoint(_api.get_file_metadata)
     file_metadata = get_file_metadata
+    list_asset_collections, alist_asset_collections = endpoint(_api.list_asset_collections)
+    get_asset_history, aget_asset_history = endpoint(_api.get_asset_history)
+    list_asset_comments, alist_asset_comments = endpoint(_api.list_asset_comments)
+    get_asset_comment, aget_asset_comment = endpoint(_api.get_asset_comment)
+    create_asset_comment, acreate_asset_comment = endpoint(_api.create_asset_comment)
+    update_asset_comment, aupdate_asset_comment = endpoint(_api.update_asset_comment)
+    delete_asset_comment, adelete_asset_comment = endpoint(_api.delete_asset_comment)
+    list_asset_attachments, alist_asset_attachments = endpoint(_api.list_asset_attachments)
+    create_asset_attachment, acreate_asset_attachment = endpoint(_api.create_asset_attachment)
 
-    def list_asset_collections(self, asset_id: str) -> list[Collection]:
-        return self._run(_api.asset_collections(asset_id))
+    list_dag_actions, alist_dag_actions = endpoint(_api.list_dag_actions)
+    list_dag_action_runs, alist_dag_action_runs = endpoint(_api.list_dag_action_runs)
+    get_dag_action_run_listing, aget_dag_action_run_listing = endpoint(_api.get_dag_action_run_listing)
+    get_dag_action_run, aget_dag_action_run = endpoint(_api.get_dag_action_run)
 
-    def get_asset_history(self, asset_id: str, cursor: str | int = "0") -> HistoryPage:
-        return self._run(_api.history("assets", asset_id, cursor))
+    list_projects, alist_projects = endpoint(_api.list_projects)
+    get_project, aget_project = endpoint(_api.get_project)
+    create_project, acreate_project = endpoint(_api.create_project)
+    create_subproject, acreate_subproject = endpoint(_api.create_subproject)
+    update_project, aupdate_project = endpoint(_api.update_project)
+    trash_project, atrash_project = endpoint(_api.trash_project)
+    restore_project, arestore_project = endpoint(_api.restore_project)
+    delete_project, adelete_project = endpoint(_api.delete_project)
+    list_subprojects, alist_subprojects = endpoint(_api.list_subprojects)
+    list_project_assets, alist_project_assets = endpoint(_api.list_project_assets)
+    create_project_asset, acreate_project_asset = endpoint(_api.create_project_asset)
+    get_project_stats, aget_project_stats = endpoint(_api.get_project_stats)
+    make_project_public, amake_project_public = endpoint(_api.make_project_public)
+    make_project_private, amake_project_private = endpoint(_api.make_project_private)
+    list_project_users, alist_project_users = endpoint(_api.list_project_users)
+    add_project_user, aadd_project_user = endpoint(_api.add_project_user)
+    remove_project_user, aremove_project_user = endpoint(_api.remove_project_user)
+    add_project_guest, aadd_project_guest = endpoint(_api.add_project_guest)
+    list_project_user_groups, alist_project_user_groups = endpoint(_api.list_project_user_groups)
+    add_project_user_group, aadd_project_user_group = endpoint(_api.add_project_user_group)
+    remove_project_user_group, aremove_project_user_group = endpoint(_api.remove_project_user_group)
+    get_project_history, aget_project_history = endpoint(_api.get_project_history)
+    set_project_thumbnail, aset_project_thumbnail = endpoint(_api.set_project_thumbnail)
+    remove_project_thumbnail, aremove_project_thumbnail = endpoint(_api.remove_project_thumbnail)
+    assign_project, aassign_project = endpoint(_api.assign_project)
+    unassign_project, aunassign_project = endpoint(_api.unassign_project)
+    list_project_comments, alist_project_comments = endpoint(_api.list_project_comments)
+    get_project_comment, aget_project_comment = endpoint(_api.get_project_comment)
+    create_project_comment, acreate_project_comment = endpoint(_api.create_project_comment)
+    update_project_comment, aupdate_project_comment = endpoint(_api.update_project_comment)
+    delete_project_comment, adelete_project_comment = endpoint(_api.delete_project_comment)
+    list_project_attachments, alist_project_attachments = endpoint(_api.list_project_attachments)
+    create_project_attachment, acreate_project_attachment = endpoint(_api.create_project_attachment)
 
-    async def aget_asset_history(self, asset_id: str, cursor: str | int = "0") -> HistoryPage:
-        return await self._arun(_api.history("assets", asset_id, cursor))
+    # ----------------------------------------------------------------------- history iterators
 
     def iter_asset_history(self, asset_id: str, cursor: str | int = "0") -> Iterator[HistoryEvent]:
-        """Every history event of the asset from ``cursor`` on, following ``next_cursor`` to the end."""
-        return self._iter_history("assets", asset_id, cursor)
+        """Every history event of the asset from ``cursor`` on, following ``next_cursor`` to the end.
 
+        :param asset_id: the asset's id.
+        :param cursor: where to start ("0": the newest events).
+        """
+        return self._iter_history(_api.get_asset_history, asset_id, cursor)
+
+    @_twin_of(iter_asset_history)
     def aiter_asset_history(self, asset_id: str, cursor: str | int = "0") -> AsyncIterator[HistoryEvent]:
-        return self._aiter_history("assets", asset_id, cursor)
+        return self._aiter_history(_api.get_asset_history, asset_id, cursor)
 
-    def _iter_history(self, kind: str, item_id: str, cursor: str | int | None) -> Iterator[HistoryEvent]:
+    def iter_project_history(self, project_id: str, cursor: str | int = "0") -> Iterator[HistoryEvent]:
+        """Every history event of the project from ``cursor`` on, following ``next_cursor`` to the end.
+
+        :param project_id: the project's id.
+        :param cursor: where to start ("0": the newest events).
+        """
+        return self._iter_history(_api.get_project_history, project_id, cursor)
+
+    @_twin_of(iter_project_history)
+    def aiter_project_history(self, project_id: str, cursor: str | int = "0") -> AsyncIterator[HistoryEvent]:
+        return self._aiter_history(_api.get_project_history, project_id, cursor)
+
+    def _iter_history(self, page: _HistoryPages, item_id: str, cursor: str | int | None) -> Iterator[HistoryEvent]:
         while cursor is not None:
-            page = self._run(_api.history(kind, item_id, cursor))
-            yield from page.results
-            cursor = page.next_cursor
+            answer = self.run(page(item_id, cursor))
+            yield from answer.results
+            cursor = answer.next_cursor
 
     async def _aiter_history(
-        self, kind: str, item_id: str, cursor: str | int | None
+        self, page: _HistoryPages, item_id: str, cursor: str | int | None
     ) -> AsyncIterator[HistoryEvent]:
         while cursor is not None:
-            page = await self._arun(_api.history(kind, item_id, cursor))
-            for event in page.results:
+            answer = await self.arun(page(item_id, cursor))
+            for event in answer.results:
                 yield event
-            cursor = page.next_cursor
+            cursor = answer.next_cursor
 
-    # ------------------------------------------------------------------ asset comments, attachments
+    # ------------------------------------------------------------------- finding and re-using assets
 
-    def list_asset_comments(self, asset_id: str) -> list[Comment]:
-        return self._run(_api.list_comments("assets", asset_id))
+    def find_project_asset(self, project_id: str, *, external_id: str) -> Asset | None:
+        """The asset of the project whose ``external_id`` matches, or None (the API has no search).
 
-    def get_asset_comment(self, asset_id: str, comment_id: int | str) -> Comment:
-        return cast(Comment, self._run(_api.comment("assets", asset_id, comment_id)))
+        :param project_id: the project's id.
+        :param external_id: the external id to look for.
+        """
+        wanted = check_id("external_id", external_id)
+        return _with_external_id(self.list_project_assets(project_id), wanted)
 
-    def create_asset_comment(self, asset_id: str, comment: str) -> Comment:
-        return self._run(_api.create_comment("assets", asset_id, comment))
+    @_twin_of(find_project_asset)
+    async def afind_project_asset(self, project_id: str, *, external_id: str) -> Asset | None:
+        wanted = check_id("external_id", external_id)
+        return _with_external_id(await self.alist_project_assets(project_id), wanted)
 
-    def update_asset_comment(self, asset_id: str, comment_id: int | str, comment: str) -> Comment:
-        return cast(Comment, self._run(_api.comment("assets", asset_id, comment_id, "POST", comment)))
+    def reuse_asset(
+        self, asset: Asset, *, file_url: str | None = None, filename: str | None = None, s3_key: str | None = None
+    ) -> Asset:
+        """Check an existing asset (found by ``external_id``) against a create request before re-using it.
 
-    def delete_asset_comment(self, asset_id: str, comment_id: int | str) -> str:
-        return cast(str, self._run(_api.comment("assets", asset_id, comment_id, "DELETE")))
+        Media with another file name than the request's -> MediaPocketOperationError (the old file is
+        never returned as the new one). No media -> it is added from ``file_url`` and the asset is read
+        again; from ``s3_key`` it cannot be (S3 media is only taken at creation) -> an error naming the
+        asset. The API does not show the URL media came from: the same file name from another URL passes.
 
-    def list_asset_attachments(self, asset_id: str) -> list[Attachment]:
-        return self._run(_api.list_attachments("assets", asset_id))
+        :param asset: the asset found (as listed).
+        :param file_url: the media URL the request asked for.
+        :param filename: the media file name the request asked for.
+        :param s3_key: the S3 key the request asked for.
+        """
+        return self._drive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
 
-    def create_asset_attachment(self, asset_id: str, title: str, **fields: Any) -> Attachment:
-        return self._run(_api.create_attachment("assets", asset_id, title=title, **fields))
+    @_twin_of(reuse_asset)
+    async def areuse_asset(
+        self, asset: Asset, *, file_url: str | None = None, filename: str | None = None, s3_key: str | None = None
+    ) -> Asset:
+        return await self._adrive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
 
-    # -------------------------------------------------------------------------------- DAG actions
+    def _reuse_asset_plan(
+        self, asset: Asset, file_url: str | None, filename: str | None, s3_key: str | None
+    ) -> Plan[Asset]:
+        problem = reuse_problem(asset, file_url, filename, s3_key)
+        if problem is not None:
+            raise MediaPocketOperationError(problem)
+        if has_media(asset) or (file_url is None and s3_key is None):
+            return asset
+        if file_url is None:
+            raise MediaPocketOperationError(
+                f"Asset {asset.id} (external_id {asset.external_id!r}) exists without its media (an earlier "
+                "attempt's media was not added), and media from S3 can only be given when an asset is created: "
+                "trash the asset (or add the media in Media Pocket) and run the task again"
+            )
+        self.log.info("Asset %s exists without its media (an earlier attempt's was not added): adding it", asset.id)
+        try:
+            yield _api.add_media(asset.id, file_url, filename)
+        except MediaPocketError as exc:
+            raise type(exc)(
+                f"Asset {asset.id} (external_id {asset.external_id!r}) exists without its media and adding it "
+                f"failed: {exc}",
+                status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
+            ) from exc
+        return cast(Asset, (yield _api.get_asset(asset.id)))
 
-    def list_dag_actions(self, asset_id: str) -> list[DagAction]:
-        """The DAG actions that can run on the asset (needs ``ACTIONS_VIEW``)."""
-        return self._run(_api.list_dag_actions(asset_id))
 
-    async def alist_dag_actions(self, asset_id: str) -> list[DagAction]:
-        return await self._arun(_api.list_dag_actions(asset_id))
+    # ------------------------------------------------------------------------ starting a DAG action
 
     def start_dag_action(
         self, asset_id: str, dag_action_id: int | str, *, settle_seconds: float | None = None
     ) -> DagActionRun:
         """Start a DAG action on the asset (needs ``ACTIONS_START``) and return the new run.
-
-        :param asset_id: the asset to run the action on.
-        :param dag_action_id: the DAG action's id.
-        :param settle_seconds: after an unclear start, how long to watch the asset's run list for the
-            run it may have made before deciding (default: the request timeout, at least 5 s).
 
         Never starts two runs for one call. The API has no idempotency key and no single-run lookup, so
         when the answer to the start is lost (timeout, dropped connection, 5xx) the server may still be
@@ -1196,13 +1292,18 @@ class MediaPocketHook(BaseHook):
         taken just before the start was sent. Exactly one new run of this action -> it is the one we
         started; two or more -> MediaPocketOperationError naming them (one may be someone else's); none
         -> the start is sent again. Without ``ACTIONS_VIEW`` an unclear start is not repeated.
+
+        :param asset_id: the asset to run the action on.
+        :param dag_action_id: the DAG action's id.
+        :param settle_seconds: after an unclear start, how long to watch the asset's run list for the
+            run it may have made before deciding (default: the request timeout, at least 5 s).
         """
         return self._drive(self._start_dag_action_plan(asset_id, dag_action_id, settle_seconds))
 
+    @_twin_of(start_dag_action)
     async def astart_dag_action(
         self, asset_id: str, dag_action_id: int | str, *, settle_seconds: float | None = None
     ) -> DagActionRun:
-        """Async twin of :meth:`start_dag_action` (same parameters)."""
         return await self._adrive(self._start_dag_action_plan(asset_id, dag_action_id, settle_seconds))
 
     def _settle_window(self, settle_seconds: float | None) -> float:
@@ -1282,290 +1383,3 @@ class MediaPocketHook(BaseHook):
                 return sorted(seen.values(), key=lambda r: (r.created_at or "", str(r.id)))
             yield Sleep(min(step, left))
 
-    def list_dag_action_runs(self, asset_id: str) -> list[DagActionRun]:
-        """The asset's DAG action runs (needs ``ACTIONS_VIEW``)."""
-        return self._run(_api.list_dag_action_runs(asset_id))
-
-    async def alist_dag_action_runs(self, asset_id: str) -> list[DagActionRun]:
-        return await self._arun(_api.list_dag_action_runs(asset_id))
-
-    async def aget_dag_action_run_listing(self, asset_id: str) -> _api.RunListing:
-        """The asset's runs as a :class:`~._api.RunListing`: one request, runs validated only when asked for.
-
-        :param asset_id: the asset whose runs to list (needs ``ACTIONS_VIEW``).
-        """
-        return await self._arun(_api.dag_action_run_listing(asset_id))
-
-    def get_dag_action_run(self, asset_id: str, run_id: int | str) -> DagActionRun:
-        """One run of the asset (the API lists runs per asset; ids are compared as strings)."""
-        return self._run(_api.get_dag_action_run(asset_id, run_id))
-
-    async def aget_dag_action_run(self, asset_id: str, run_id: int | str) -> DagActionRun:
-        return await self._arun(_api.get_dag_action_run(asset_id, run_id))
-
-    # ----------------------------------------------------------------------------------- projects
-
-    def list_projects(self) -> list[Project]:
-        return self._run(_api.list_projects())
-
-    def get_project(self, project_id: str) -> Project:
-        return self._run(_api.get_project(project_id))
-
-    async def aget_project(self, project_id: str) -> Project:
-        return await self._arun(_api.get_project(project_id))
-
-    def create_project(self, title: str, **fields: Any) -> Project:
-        """Create a top-level project (description, category, tags, external_id optional)."""
-        return self._run(_api.create_project(title=title, **fields))
-
-    async def acreate_project(self, title: str, **fields: Any) -> Project:
-        return await self._arun(_api.create_project(title=title, **fields))
-
-    def update_project(self, project_id: str, **fields: Any) -> Project:
-        return self._run(_api.update_project(project_id, **fields))
-
-    def trash_project(self, project_id: str) -> str:
-        return self._run(_api.project_action(project_id, "trash_bin"))
-
-    def restore_project(self, project_id: str) -> str:
-        return self._run(_api.project_action(project_id, "restore"))
-
-    def delete_project(self, project_id: str) -> str:
-        return self._run(_api.project_action(project_id, "", method="DELETE"))
-
-    def list_subprojects(self, project_id: str) -> list[Project]:
-        return self._run(_api.list_subprojects(project_id))
-
-    def create_subproject(self, project_id: str, title: str, **fields: Any) -> Project:
-        return self._run(_api.create_project(project_id, title=title, **fields))
-
-    def list_project_assets(self, project_id: str) -> ProjectContents:
-        """The project's assets, sub-projects and stats."""
-        return self._run(_api.list_project_assets(project_id))
-
-    async def alist_project_assets(self, project_id: str) -> ProjectContents:
-        return await self._arun(_api.list_project_assets(project_id))
-
-    def create_project_asset(
-        self,
-        project_id: str,
-        title: str,
-        *,
-        file_url: str | None = None,
-        filename: str | None = None,
-        s3_key: str | None = None,
-        **fields: Any,
-    ) -> Asset:
-        """Create an asset in the project, with media from ``file_url`` or ``s3_key`` in the same call.
-
-        A bad media URL is reported as HTTP 200 with an error while the asset *is* created: that raises
-        MediaPocketOperationError with ``created_asset_id`` set.
-        """
-        return self._run(_api.create_project_asset(
-            project_id, title=title, file_url=file_url, filename=filename, s3_key=s3_key, **fields
-        ))
-
-    async def acreate_project_asset(self, project_id: str, title: str, **fields: Any) -> Asset:
-        return await self._arun(_api.create_project_asset(project_id, title=title, **fields))
-
-    def find_project_asset(self, project_id: str, *, external_id: str) -> Asset | None:
-        """The asset of the project whose ``external_id`` matches, or None (the API has no search)."""
-        wanted = check_id("external_id", external_id)
-        for asset in self.list_project_assets(project_id).assets:
-            if asset.external_id == wanted:
-                return asset
-        return None
-
-    async def afind_project_asset(self, project_id: str, *, external_id: str) -> Asset | None:
-        wanted = check_id("external_id", external_id)
-        for asset in (await self.alist_project_assets(project_id)).assets:
-            if asset.external_id == wanted:
-                return asset
-        return None
-
-    def reuse_asset(
-        self, asset: Asset, *, file_url: str | None = None, filename: str | None = None, s3_key: str | None = None
-    ) -> Asset:
-        """Check an existing asset (found by ``external_id``) against a create request before re-using it.
-
-        :param asset: the asset found (as listed).
-        :param file_url: / :param filename: / :param s3_key: the media the request asked for.
-
-        Media with another file name than the request's -> MediaPocketOperationError (the old file is
-        never returned as the new one). No media -> it is added from ``file_url`` and the asset is read
-        again; from ``s3_key`` it cannot be (S3 media is only taken at creation) -> an error naming the
-        asset. The API does not show the URL media came from: the same file name from another URL passes.
-        """
-        return self._drive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
-
-    async def areuse_asset(
-        self, asset: Asset, *, file_url: str | None = None, filename: str | None = None, s3_key: str | None = None
-    ) -> Asset:
-        """Async twin of :meth:`reuse_asset` (same parameters)."""
-        return await self._adrive(self._reuse_asset_plan(asset, file_url, filename, s3_key))
-
-    def _reuse_asset_plan(
-        self, asset: Asset, file_url: str | None, filename: str | None, s3_key: str | None
-    ) -> Plan[Asset]:
-        problem = reuse_problem(asset, file_url, filename, s3_key)
-        if problem is not None:
-            raise MediaPocketOperationError(problem)
-        if has_media(asset) or (file_url is None and s3_key is None):
-            return asset
-        if file_url is None:
-            raise MediaPocketOperationError(
-                f"Asset {asset.id} (external_id {asset.external_id!r}) exists without its media (an earlier "
-                "attempt's media was not added), and media from S3 can only be given when an asset is created: "
-                "trash the asset (or add the media in Media Pocket) and run the task again"
-            )
-        self.log.info("Asset %s exists without its media (an earlier attempt's was not added): adding it", asset.id)
-        try:
-            yield _api.add_media(asset.id, file_url, filename)
-        except MediaPocketError as exc:
-            raise type(exc)(
-                f"Asset {asset.id} (external_id {asset.external_id!r}) exists without its media and adding it "
-                f"failed: {exc}",
-                status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
-            ) from exc
-        return cast(Asset, (yield _api.get_asset(asset.id)))
-
-    def get_project_stats(self, project_id: str) -> Stats:
-        return self._run(_api.project_stats(project_id))
-
-    def make_project_public(self, project_id: str) -> bool:
-        return self._run(_api.project_visibility(project_id, True))
-
-    def make_project_private(self, project_id: str) -> bool:
-        return self._run(_api.project_visibility(project_id, False))
-
-    def list_project_users(self, project_id: str, *, include_inherited: bool = False) -> list[User]:
-        """The project's users; ``include_inherited`` uses ``all_users``."""
-        return self._run(_api.project_users(project_id, include_inherited))
-
-    def add_project_user(self, project_id: str, user_id: int | str) -> str:
-        return self._run(_api.project_member(project_id, "users", user_id, add=True))
-
-    def remove_project_user(self, project_id: str, user_id: int | str) -> str:
-        return self._run(_api.project_member(project_id, "users", user_id, add=False))
-
-    def add_project_guest(self, project_id: str, email: str) -> list[User]:
-        """Invite a guest by e-mail; returns the project's users."""
-        return self._run(_api.add_project_guest(project_id, email))
-
-    def list_project_user_groups(self, project_id: str) -> list[UserGroup]:
-        return self._run(_api.project_user_groups(project_id))
-
-    def add_project_user_group(self, project_id: str, user_group_id: int | str) -> str:
-        return self._run(_api.project_member(project_id, "user_groups", user_group_id, add=True))
-
-    def remove_project_user_group(self, project_id: str, user_group_id: int | str) -> str:
-        return self._run(_api.project_member(project_id, "user_groups", user_group_id, add=False))
-
-    def get_project_history(self, project_id: str, cursor: str | int = "0") -> HistoryPage:
-        return self._run(_api.history("projects", project_id, cursor))
-
-    def iter_project_history(self, project_id: str, cursor: str | int = "0") -> Iterator[HistoryEvent]:
-        """Every history event of the project, following ``next_cursor`` to the end."""
-        return self._iter_history("projects", project_id, cursor)
-
-    def aiter_project_history(self, project_id: str, cursor: str | int = "0") -> AsyncIterator[HistoryEvent]:
-        return self._aiter_history("projects", project_id, cursor)
-
-    def set_project_thumbnail(self, project_id: str, asset_id: str) -> str:
-        return self._run(_api.set_project_thumbnail(project_id, asset_id))
-
-    def remove_project_thumbnail(self, project_id: str) -> str:
-        return self._run(_api.remove_project_thumbnail(project_id))
-
-    def assign_project(self, project_id: str, to_project_id: str) -> str:
-        """Make the project a sub-project of ``to_project_id``."""
-        return self._run(_api.assign("projects", project_id, to_project_id))
-
-    def unassign_project(self, project_id: str) -> str:
-        return self._run(_api.unassign("projects", project_id))
-
-    def list_project_comments(self, project_id: str) -> list[Comment]:
-        return self._run(_api.list_comments("projects", project_id))
-
-    def get_project_comment(self, project_id: str, comment_id: int | str) -> Comment:
-        return cast(Comment, self._run(_api.comment("projects", project_id, comment_id)))
-
-    def create_project_comment(self, project_id: str, comment: str) -> Comment:
-        return self._run(_api.create_comment("projects", project_id, comment))
-
-    def update_project_comment(self, project_id: str, comment_id: int | str, comment: str) -> Comment:
-        return cast(Comment, self._run(_api.comment("projects", project_id, comment_id, "POST", comment)))
-
-    def delete_project_comment(self, project_id: str, comment_id: int | str) -> str:
-        return cast(str, self._run(_api.comment("projects", project_id, comment_id, "DELETE")))
-
-    def list_project_attachments(self, project_id: str) -> list[Attachment]:
-        return self._run(_api.list_attachments("projects", project_id))
-
-    def create_project_attachment(self, project_id: str, title: str, **fields: Any) -> Attachment:
-        return self._run(_api.create_attachment("projects", project_id, title=title, **fields))
-
-    # ------------------------------------------------ async twins of the other reads and operator calls
-
-    async def alist_api_keys(self) -> list[ApiKey]:
-        return await self._arun(_api.list_api_keys())
-
-    async def atrash_asset(self, asset_id: str) -> str:
-        return await self._arun(_api.asset_action(asset_id, "trash_bin"))
-
-    async def arestore_asset(self, asset_id: str) -> str:
-        return await self._arun(_api.asset_action(asset_id, "restore"))
-
-    async def aget_media_download_url(self, asset_id: str, media_id: int | str, filename: str) -> str | None:
-        return await self._arun(_api.media_download_url(asset_id, media_id, filename))
-
-    async def aget_file_metadata(self, asset_id: str) -> dict[str, Any]:
-        return await self._arun(_api.file_metadata(asset_id))
-
-    async def alist_asset_collections(self, asset_id: str) -> list[Collection]:
-        return await self._arun(_api.asset_collections(asset_id))
-
-    async def alist_asset_comments(self, asset_id: str) -> list[Comment]:
-        return await self._arun(_api.list_comments("assets", asset_id))
-
-    async def aget_asset_comment(self, asset_id: str, comment_id: int | str) -> Comment:
-        return cast(Comment, await self._arun(_api.comment("assets", asset_id, comment_id)))
-
-    async def acreate_asset_comment(self, asset_id: str, comment: str) -> Comment:
-        return await self._arun(_api.create_comment("assets", asset_id, comment))
-
-    async def alist_asset_attachments(self, asset_id: str) -> list[Attachment]:
-        return await self._arun(_api.list_attachments("assets", asset_id))
-
-    async def alist_projects(self) -> list[Project]:
-        return await self._arun(_api.list_projects())
-
-    async def alist_subprojects(self, project_id: str) -> list[Project]:
-        return await self._arun(_api.list_subprojects(project_id))
-
-    async def acreate_subproject(self, project_id: str, title: str, **fields: Any) -> Project:
-        return await self._arun(_api.create_project(project_id, title=title, **fields))
-
-    async def aget_project_stats(self, project_id: str) -> Stats:
-        return await self._arun(_api.project_stats(project_id))
-
-    async def alist_project_users(self, project_id: str, *, include_inherited: bool = False) -> list[User]:
-        return await self._arun(_api.project_users(project_id, include_inherited))
-
-    async def alist_project_user_groups(self, project_id: str) -> list[UserGroup]:
-        return await self._arun(_api.project_user_groups(project_id))
-
-    async def aget_project_history(self, project_id: str, cursor: str | int = "0") -> HistoryPage:
-        return await self._arun(_api.history("projects", project_id, cursor))
-
-    async def alist_project_comments(self, project_id: str) -> list[Comment]:
-        return await self._arun(_api.list_comments("projects", project_id))
-
-    async def aget_project_comment(self, project_id: str, comment_id: int | str) -> Comment:
-        return cast(Comment, await self._arun(_api.comment("projects", project_id, comment_id)))
-
-    async def acreate_project_comment(self, project_id: str, comment: str) -> Comment:
-        return await self._arun(_api.create_comment("projects", project_id, comment))
-
-    async def alist_project_attachments(self, project_id: str) -> list[Attachment]:
-        return await self._arun(_api.list_attachments("projects", project_id))

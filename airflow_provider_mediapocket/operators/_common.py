@@ -21,6 +21,8 @@ from airflow_provider_mediapocket.exceptions import (
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
+    from airflow_provider_mediapocket._task_state import TaskState
+
 T = TypeVar("T")
 
 
@@ -48,17 +50,6 @@ def positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float
     return float(seconds)
 
 
-def forget(store: Any, key: str) -> None:
-    """Remove ``key`` from Airflow 3.3's ``task_state_store`` (which refuses ``None`` as a value)."""
-    if store is None:
-        return
-    delete = getattr(store, "delete", None)
-    if delete is not None:
-        delete(key)
-    else:  # a store without delete: an empty mapping reads as "nothing recorded"
-        store.set(key, {})
-
-
 class CreateOnceMixin:
     """Creating something at most once across tries and lost answers (``task_state_store``). Needs ``self.log``."""
 
@@ -67,7 +58,7 @@ class CreateOnceMixin:
 
     def create_once(
         self,
-        store: Any,
+        state: TaskState,
         key: str,
         what: str,
         create: Callable[[], T],
@@ -76,7 +67,7 @@ class CreateOnceMixin:
     ) -> T:
         """Create something at most once across tries and lost answers; remember its id under ``key``.
 
-        :param store: the task's ``task_state_store`` (None before Airflow 3.3: only the lookup right
+        :param state: the task's state (empty before Airflow 3.3: only the lookup right
             after a lost answer protects then).
         :param key: where the id is kept; the intent is kept under ``<key>_intent``.
         :param what: the object in words, for logs and errors (no secret in it).
@@ -91,23 +82,22 @@ class CreateOnceMixin:
         saying the create may have been applied. A lost answer is also looked up at once in the same try.
         """
         intent_key = f"{key}_intent"
-        intent = store.get(intent_key) if store is not None else None
+        intent = state.get(intent_key)
         sent_at = intent.get("sent_at") if isinstance(intent, dict) else None
         if isinstance(sent_at, (int, float)):
             found = self._recover(what, find, float(sent_at), intent_key=intent_key)
             if found is not None:
-                return self._created(store, key, ident(found), found)
+                return self._created(state, key, ident(found), found)
             self.log.info("The create of %s sent at %s was not applied: sending it again", what, _when(sent_at))
         else:
             sent_at = time.time()
-            if store is not None:
-                store.set(intent_key, {"what": what, "sent_at": sent_at})
+            state.set(intent_key, {"what": what, "sent_at": sent_at})
         try:
             obj = create()
         except MediaPocketError as exc:
             if not unclear(exc):
                 # A definite refusal: nothing was created, nothing to look for.
-                forget(store, intent_key)
+                state.delete(intent_key)
                 raise
             found = self._recover(what, find, float(sent_at), lost=exc)
             if found is None:
@@ -117,12 +107,11 @@ class CreateOnceMixin:
                     status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
                 ) from exc
             obj = found
-        return self._created(store, key, ident(obj), obj)
+        return self._created(state, key, ident(obj), obj)
 
-    def _created(self, store: Any, key: str, object_id: str, obj: T) -> T:
-        if store is not None:
-            store.set(key, object_id)
-        forget(store, f"{key}_intent")
+    def _created(self, state: TaskState, key: str, object_id: str, obj: T) -> T:
+        state.set(key, object_id)
+        state.delete(f"{key}_intent")
         return obj
 
     def _recover(

@@ -17,9 +17,11 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._lazy import lazy_module
+from airflow_provider_mediapocket._metadata import METADATA, metadata_of
 from airflow_provider_mediapocket._mixin import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket._recovery import matches
 from airflow_provider_mediapocket._redact import media_fingerprint, redact_url
+from airflow_provider_mediapocket._task_state import TaskState
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
@@ -35,7 +37,7 @@ from airflow_provider_mediapocket.links.mediapocket import (
     MediaPocketAssetLink,
     MediaPocketDagActionRunLink,
 )
-from airflow_provider_mediapocket.operators._common import CreateOnceMixin, forget, positive_number
+from airflow_provider_mediapocket.operators._common import CreateOnceMixin, positive_number
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
@@ -46,20 +48,13 @@ from airflow_provider_mediapocket.waiting import (
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_mediapocket._transport import ApiCall
     from airflow_provider_mediapocket.hooks import _api
-    from airflow_provider_mediapocket.models import Asset, Comment, DagActionRun, Project
+    from airflow_provider_mediapocket.models import Asset, Comment, DagActionRun, MediaFromUrl, Project
 else:  # the request builders and models load when a task runs, not when a DAG file is parsed
     _api = lazy_module("airflow_provider_mediapocket.hooks._api")
 
 DEFAULT_RUN_TIMEOUT = timedelta(days=7)
-
-
-def _state_store(context: Any) -> Any:
-    """Airflow 3.3's task_state_store, or None on older versions."""
-    try:
-        return context.get("task_state_store")
-    except AttributeError:  # pragma: no cover - context is always a mapping in Airflow
-        return None
 
 
 class _MediaPocketOperator(CreateOnceMixin, MediaPocketMixin, BaseOperator):
@@ -99,8 +94,7 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
     """
 
     template_fields: Sequence[str] = (
-        "title", "description", "category", "tags", "media_type", "external_id", "project_id", "file_url",
-        "filename", "s3_key", "mediapocket_conn_id",
+        *METADATA, "media_type", "project_id", "file_url", "filename", "s3_key", "mediapocket_conn_id",
     )
     operator_extra_links = (MediaPocketAssetLink(),)
     state_key = "mediapocket_asset_id"
@@ -132,18 +126,14 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
         self.filename = filename
         self.s3_key = s3_key
 
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "description": self.description, "category": self.category, "tags": self.tags,
-            "media_type": self.media_type, "external_id": self.external_id,
-        }
-
-    def _validate(self) -> None:
-        """Build every request now, so bad input fails before anything is sent."""
+    def _requests(self) -> tuple[ApiCall[Asset], MediaFromUrl | None]:
+        """The create request and the media to add after it; building them checks every parameter, so
+        bad input fails before anything is sent."""
+        fields = {**metadata_of(self), "media_type": self.media_type}
         if self.project_id is not None:
-            _api.create_project_asset(self.project_id, title=self.title, file_url=self.file_url,
-                                      filename=self.filename, s3_key=self.s3_key, **self._fields())
-            return
+            return _api.create_project_asset(
+                self.project_id, file_url=self.file_url, filename=self.filename, s3_key=self.s3_key, **fields
+            ), None
         if self.s3_key is not None:
             raise MediaPocketValidationError(
                 "Invalid parameter 's3_key': media from S3 needs project_id (Media Pocket only takes S3 media "
@@ -151,23 +141,21 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
             )
         if self.filename is not None and self.file_url is None:
             raise MediaPocketValidationError("Invalid parameter 'filename': give it with file_url")
-        _api.create_asset(title=self.title, **self._fields())
-        if self.file_url is not None:
-            _api.add_media("validated-later", self.file_url, self.filename)
+        create = _api.create_asset(**fields)
+        return create, None if self.file_url is None else _api.media_from_url(self.file_url, self.filename)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        self._validate()
-        store = _state_store(context)
-        stored = store.get(self.state_key) if store is not None else None
-        asset = self._resume(str(stored)) if stored else self._create(store)
+        create, media = self._requests()
+        state = TaskState.of(context)
+        stored = state.get(self.state_key)
+        asset = self._resume(str(stored)) if stored else self._create(state, create, media)
         self.push_url(context, ASSET_URL_KEY, self.asset_url(asset.id))
         self.log.info("Asset %s (%s): media_type=%s", asset.id, asset.title, asset.media_type)
         return asset.to_xcom()
 
-    def _remember(self, store: Any, asset_id: str) -> None:
-        if store is not None:
-            store.set(self.state_key, asset_id)
-        forget(store, f"{self.state_key}_intent")
+    def _remember(self, state: TaskState, asset_id: str) -> None:
+        state.set(self.state_key, asset_id)
+        state.delete(f"{self.state_key}_intent")
 
     def _what(self) -> str:
         where = f" in project {self.project_id}" if self.project_id is not None else ""
@@ -178,12 +166,12 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
         """An asset an earlier attempt may have made, checked against this request (media added if missing)."""
         return self.hook.reuse_asset(asset, file_url=self.file_url, filename=self.filename, s3_key=self.s3_key)
 
-    def _create(self, store: Any) -> Asset:
+    def _create(self, state: TaskState, create: ApiCall[Asset], media: MediaFromUrl | None) -> Asset:
         hook = self.hook
         if self.project_id is not None:
             self._found: set[str] = set()
             asset = self.create_once(
-                store, self.state_key, self._what(), lambda: self._create_in_project(store),
+                state, self.state_key, self._what(), lambda: self._create_in_project(state, create),
                 self._find_in_project, lambda found: found.id,
             )
             # A create whose answer was lost may have made the asset without its media: check what was
@@ -192,16 +180,16 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
         # Outside a project the API has no listing: with external_id a resend is refused as a duplicate
         # (nothing to look for first), without one a lost answer cannot be checked at all.
         find: Any = (lambda sent_at: []) if self.external_id else None
-        asset = self.create_once(store, self.state_key, self._what(), self._create_standalone, find,
-                                 lambda made: made.id)
-        if self.file_url is not None:
-            self._add_media(asset.id)
+        asset = self.create_once(state, self.state_key, self._what(), lambda: self._create_standalone(create),
+                                 find, lambda made: made.id)
+        if media is not None:
+            self._add_media(asset.id, media)
             asset = hook.get_asset(asset.id)
         return asset
 
-    def _create_standalone(self) -> Asset:
+    def _create_standalone(self, create: ApiCall[Asset]) -> Asset:
         try:
-            return self.hook.create_asset(self.title, **self._fields())
+            return self.hook.run(create)
         except MediaPocketValidationError as exc:
             if "external id" not in (exc.server_message or "").lower():
                 raise
@@ -212,15 +200,12 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
                 status=exc.status, method=exc.method, path=exc.path, server_message=exc.server_message,
             ) from exc
 
-    def _create_in_project(self, store: Any) -> Asset:
+    def _create_in_project(self, state: TaskState, create: ApiCall[Asset]) -> Asset:
         try:
-            return self.hook.create_project_asset(
-                str(self.project_id), self.title, file_url=self.file_url, filename=self.filename,
-                s3_key=self.s3_key, **self._fields(),
-            )
+            return self.hook.run(create)
         except MediaPocketOperationError as exc:
             if exc.created_asset_id:
-                self._remember(store, exc.created_asset_id)
+                self._remember(state, exc.created_asset_id)
                 raise MediaPocketOperationError(
                     f"Asset {exc.created_asset_id} was created in project {self.project_id} but its media "
                     f"was not added: {exc.server_message}",
@@ -244,9 +229,9 @@ class MediaPocketCreateAssetOperator(_MediaPocketOperator):
         self._found.update(asset.id for asset in found)
         return found
 
-    def _add_media(self, asset_id: str) -> None:
+    def _add_media(self, asset_id: str, media: MediaFromUrl) -> None:
         try:
-            self.hook.add_media(asset_id, self.file_url or "", self.filename)
+            self.hook.run(_api.put_media(asset_id, media))
         except MediaPocketError as exc:
             raise type(exc)(
                 f"Asset {asset_id} was created but adding its media failed: {exc}",
@@ -293,18 +278,17 @@ class MediaPocketAddMediaOperator(_MediaPocketOperator):
     def execute(self, context: Any) -> str:
         call = _api.add_media(self.asset_id, self.file_url, self.filename)
         asset_id = check_id("asset_id", self.asset_id)
-        store = _state_store(context)
+        state = TaskState.of(context)
         self.push_url(context, ASSET_URL_KEY, self.asset_url(asset_id))
         # The store keeps a fingerprint, never the URL: a presigned URL is a credential.
         fingerprint = media_fingerprint(call.json or {})
-        if store is not None and store.get(self.state_key) in (fingerprint, call.json):
+        if state.get(self.state_key) in (fingerprint, call.json):
             self.log.info(
                 "Media %s was already added to asset %s by an earlier try", redact_url(self.file_url), asset_id
             )
             return asset_id
-        self.hook.add_media(asset_id, self.file_url, self.filename)
-        if store is not None:
-            store.set(self.state_key, fingerprint)
+        self.hook.run(call)
+        state.set(self.state_key, fingerprint)
         self.log.info("Added media %s to asset %s", redact_url(self.file_url), asset_id)
         return asset_id
 
@@ -321,10 +305,10 @@ class MediaPocketAssignAssetOperator(_MediaPocketOperator):
         self.project_id = project_id
 
     def execute(self, context: Any) -> str:
-        call = _api.assign("assets", self.asset_id, self.project_id)
+        call = _api.assign_asset(self.asset_id, self.project_id)
         asset_id = check_id("asset_id", self.asset_id)
         self.push_url(context, ASSET_URL_KEY, self.asset_url(asset_id))
-        self.hook.assign_asset(asset_id, call.json["to_project_id"] if call.json else self.project_id)
+        self.hook.run(call)
         self.log.info("Asset %s is now in project %s", asset_id, self.project_id)
         return asset_id
 
@@ -332,9 +316,7 @@ class MediaPocketAssignAssetOperator(_MediaPocketOperator):
 class MediaPocketUpdateAssetOperator(_MediaPocketOperator):
     """Update an asset's title, description, category, tags and/or external_id. Returns the asset."""
 
-    template_fields: Sequence[str] = (
-        "asset_id", "title", "description", "category", "tags", "external_id", "mediapocket_conn_id",
-    )
+    template_fields: Sequence[str] = ("asset_id", *METADATA, "mediapocket_conn_id")
     operator_extra_links = (MediaPocketAssetLink(),)
 
     def __init__(
@@ -357,10 +339,7 @@ class MediaPocketUpdateAssetOperator(_MediaPocketOperator):
         self.external_id = external_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        fields = {"title": self.title, "description": self.description, "category": self.category,
-                  "tags": self.tags, "external_id": self.external_id}
-        _api.update_asset(self.asset_id, **fields)
-        asset = self.hook.update_asset(check_id("asset_id", self.asset_id), **fields)
+        asset = self.hook.run(_api.update_asset(self.asset_id, **metadata_of(self)))
         self.push_url(context, ASSET_URL_KEY, self.asset_url(asset.id))
         return asset.to_xcom()
 
@@ -403,9 +382,7 @@ class MediaPocketCreateProjectOperator(_MediaPocketOperator):
     A retried task re-uses the project the earlier try created (``task_state_store``).
     """
 
-    template_fields: Sequence[str] = (
-        "title", "description", "category", "tags", "external_id", "parent_project_id", "mediapocket_conn_id",
-    )
+    template_fields: Sequence[str] = (*METADATA, "parent_project_id", "mediapocket_conn_id")
     state_key = "mediapocket_project_id"
 
     def __init__(
@@ -428,20 +405,18 @@ class MediaPocketCreateProjectOperator(_MediaPocketOperator):
         self.parent_project_id = parent_project_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        fields = {"description": self.description, "category": self.category, "tags": self.tags,
-                  "external_id": self.external_id}
-        _api.create_project(self.parent_project_id, title=self.title, **fields)
-        store = _state_store(context)
-        stored = store.get(self.state_key) if store is not None else None
+        parent = self.parent_project_id
+        call = _api.create_project(**metadata_of(self)) if parent is None else _api.create_subproject(
+            check_id("parent_project_id", parent), **metadata_of(self)
+        )
+        state = TaskState.of(context)
+        stored = state.get(self.state_key)
         if stored:
             self.log.info("Re-attaching to project %s created by an earlier try", stored)
             return self.hook.get_project(str(stored)).to_xcom()
-        parent = self.parent_project_id
 
         def create() -> Project:
-            if parent is None:
-                return self.hook.create_project(self.title, **fields)
-            return self.hook.create_subproject(parent, self.title, **fields)
+            return self.hook.run(call)
 
         def find(sent_at: float) -> list[Project]:
             projects = self.hook.list_projects() if parent is None else self.hook.list_subprojects(parent)
@@ -451,7 +426,7 @@ class MediaPocketCreateProjectOperator(_MediaPocketOperator):
                            lambda p: p.created_date)
 
         where = f" in project {parent}" if parent is not None else ""
-        project = self.create_once(store, self.state_key, f"project {self.title!r}{where}", create, find,
+        project = self.create_once(state, self.state_key, f"project {self.title!r}{where}", create, find,
                                    lambda made: made.id)
         return project.to_xcom()
 
@@ -478,22 +453,21 @@ class MediaPocketAddCommentOperator(_MediaPocketOperator):
             raise MediaPocketValidationError("Invalid parameters 'asset_id' and 'project_id': give exactly one")
         on_asset = self.asset_id is not None
         target = check_id("asset_id" if on_asset else "project_id", self.asset_id if on_asset else self.project_id)
-        _api.create_comment("assets" if on_asset else "projects", target, self.comment)
-        store = _state_store(context)
-        stored = store.get(self.state_key) if store is not None else None
+        call = (_api.create_asset_comment if on_asset else _api.create_project_comment)(target, self.comment)
+        state = TaskState.of(context)
+        stored = state.get(self.state_key)
         if stored is not None:
             self.log.info("The comment was already posted by an earlier try (comment %s)", stored)
             get = self.hook.get_asset_comment if on_asset else self.hook.get_project_comment
             return get(target, stored).to_xcom()
-        create = self.hook.create_asset_comment if on_asset else self.hook.create_project_comment
         listing = self.hook.list_asset_comments if on_asset else self.hook.list_project_comments
 
         def find(sent_at: float) -> list[Comment]:
             return matches(listing(target), sent_at, lambda c: c.message, self.comment, lambda c: c.updated_at)
 
         comment = self.create_once(
-            store, self.state_key, f"a comment on {'asset' if on_asset else 'project'} {target}",
-            lambda: create(target, self.comment), find, lambda made: str(made.id),
+            state, self.state_key, f"a comment on {'asset' if on_asset else 'project'} {target}",
+            lambda: self.hook.run(call), find, lambda made: str(made.id),
         )
         return comment.to_xcom()
 
@@ -609,8 +583,8 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         try_number = getattr(ti, "try_number", None)
         if not isinstance(try_number, int) or try_number <= 1:
             return None
-        store = _state_store(context)
-        if store is not None and store.get(self.external_id_key):
+        state = TaskState.of(context)
+        if state.get(self.external_id_key):
             return None  # the stored id is the run to re-attach to (execute_resumable)
         asset_id = self._asset_id
         action_id = self.resolve_dag_action_id(asset_id)
@@ -641,8 +615,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
             "Try %d: attaching to %s (status %r; an earlier try started it, no run id was stored)",
             try_number, run_name(run, asset_id), run.status,
         )
-        if store is not None:
-            store.set(self.external_id_key, str(run.id))
+        state.set(self.external_id_key, str(run.id))
         self._run = run
         self._push_links(context, asset_id, run.id)
         return str(run.id)
@@ -652,9 +625,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         action_id = self.resolve_dag_action_id(asset_id)
         run = self.hook.start_dag_action(asset_id, action_id)
         # Persist the id before anything else can fail (XCom pushes, logging): a retry must find it.
-        store = _state_store(context)
-        if store is not None:
-            store.set(self.external_id_key, str(run.id))
+        TaskState.of(context).set(self.external_id_key, str(run.id))
         self._run = run
         self.log.info(self._watch.started(run))
         self._push_links(context, asset_id, run.id)
@@ -768,25 +739,25 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
 
         project_id = None if self.project_id in (None, "") else check_id("project_id", self.project_id)
         items = validate_items(self.items, project_id)
-        store = _state_store(context)
-        done = dict(store.get(self.state_key) or {}) if store is not None else {}
-        pending = dict(store.get(self.pending_key) or {}) if store is not None else {}
+        state = TaskState.of(context)
+        done = dict(state.get(self.state_key, {}))
+        pending = dict(state.get(self.pending_key, {}))
         if done:
             self.log.info("%d of %d items were created by an earlier try: skipping them", len(done), len(items))
         saved_done, saved_pending = dict(done), dict(pending)
 
         def on_progress(result: Any) -> None:
             """Save each item as it finishes: a try killed half-way (execution_timeout) loses nothing."""
-            if store is None or result.asset_id is None:
+            if result.asset_id is None:
                 return
             if result.status in ("created", "existing"):
                 saved_done[result.external_id] = result.asset_id
-                store.set(self.state_key, saved_done)
+                state.set(self.state_key, saved_done)
                 if saved_pending.pop(result.external_id, None) is not None:
-                    store.set(self.pending_key, saved_pending)
+                    state.set(self.pending_key, saved_pending)
             elif saved_pending.get(result.external_id) != result.asset_id:  # made, media not confirmed
                 saved_pending[result.external_id] = result.asset_id
-                store.set(self.pending_key, saved_pending)
+                state.set(self.pending_key, saved_pending)
 
         alarm = _AlarmForwarder()
 
@@ -806,9 +777,8 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
                 alarm.reraise()  # execution_timeout struck: end the try the way Airflow expects
                 raise
         finally:  # whatever ends the try, what was done is kept (each item was saved as it finished, too)
-            if store is not None:
-                store.set(self.state_key, saved_done)
-                store.set(self.pending_key, saved_pending)
+            state.set(self.state_key, saved_done)
+            state.set(self.pending_key, saved_pending)
         payload = [result.to_json() for result in results]
         counts = {status: sum(r.status == status for r in results) for status in ("created", "existing", "failed")}
         self.log.info("Bulk ingest of %d items: %s", len(results), counts)

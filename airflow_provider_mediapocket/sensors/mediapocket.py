@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._mixin import MediaPocketMixin, default_deferrable
+from airflow_provider_mediapocket._task_state import TaskState
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
@@ -47,15 +48,6 @@ class _MediaPocketSensor(MediaPocketMixin, BaseSensorOperator):
 
     def make_trigger(self, end_time: float) -> Any:
         raise NotImplementedError
-
-    @staticmethod
-    def state_store(context: Any) -> Any:
-        """The try's ``task_state_store`` (Airflow >= 3.3), or None.
-
-        In reschedule mode every poke runs in a new process with a new sensor object: what must
-        survive between pokes (messages already logged, the last status logged) is kept there.
-        """
-        return context.get("task_state_store") if hasattr(context, "get") else None
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
@@ -125,15 +117,14 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         # the last status logged) is kept in task_state_store (Airflow >= 3.3), so each message reaches
         # the log once and a status is logged when it changes, not at every poke.
         watch = self._run_watch(asset_id)
-        store = self.state_store(context)
+        state = TaskState.of(context)
         key = f"mediapocket_run_watch_{asset_id}_{run_id}"
-        if store is not None:
-            watch.catch_up(store.get(key))
+        watch.catch_up(state.get(key))
         before = watch.to_dict()
         self.log.debug(run_summary(run, asset_id))
         observation = watch.observe(run)
-        if store is not None and watch.to_dict() != before:
-            store.set(key, watch.to_dict())
+        if watch.to_dict() != before:
+            state.set(key, watch.to_dict())
         if self.report(observation).outcome == "success":
             return PokeReturnValue(is_done=True, xcom_value=run.to_xcom())
         return False
@@ -194,14 +185,13 @@ class MediaPocketAssetSensor(_MediaPocketSensor):
         if outcome == "failed":
             raise MediaPocketError(message)
         # Log the asset's state when it changes, not at every poke (across reschedules too).
-        store = self.state_store(context)
+        state = TaskState.of(context)
         key = f"mediapocket_asset_state_{asset.id}"
-        if store is not None and self._last_message is None:
-            self._last_message = store.get(key) or None
+        if self._last_message is None:
+            self._last_message = state.get(key) or None
         if message != self._last_message:
             self.log.info(message)
-            if store is not None:
-                store.set(key, message)
+            state.set(key, message)
             self._last_message = message
         if outcome == "ready":
             return PokeReturnValue(is_done=True, xcom_value=asset.to_xcom())

@@ -37,7 +37,7 @@ def run(run_id: Any, status: str = "completed", messages: int = 4) -> dict[str, 
 
 
 def listing(body: bytes) -> _api.RunListing:
-    call = _api.dag_action_run_listing("A1")
+    call = _api.get_dag_action_run_listing("A1")
     assert call.decode is not None
     return call.parse(call.decode(body))
 

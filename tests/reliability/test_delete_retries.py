@@ -22,7 +22,6 @@ from airflow_provider_mediapocket.exceptions import (
     MediaPocketOperationError,
     MediaPocketValidationError,
 )
-from airflow_provider_mediapocket.hooks import _api
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from tests.reliability._helpers_faults import running_sandbox
@@ -114,35 +113,35 @@ CASES = [
     Case(
         "delete asset", _asset,
         lambda h, ids: h.delete_asset(ids["asset"]),
-        lambda h, ids: h._arun(_api.asset_action(ids["asset"], "", method="DELETE")),
+        lambda h, ids: h.adelete_asset(ids["asset"]),
         lambda ids: f"/api/v2/assets/{ids['asset']}",
         _gone(_asset_gone), 404, MediaPocketNotFoundError,
     ),
     Case(
         "unassign asset", _assigned_asset,
         lambda h, ids: h.unassign_asset(ids["asset"]),
-        lambda h, ids: h._arun(_api.unassign("assets", ids["asset"])),
+        lambda h, ids: h.aunassign_asset(ids["asset"]),
         lambda ids: f"/api/v2/assets/{ids['asset']}/unassign",
         lambda sb, ids: sb.state.asset(ids["asset"])["project_id"] is None, 200, MediaPocketOperationError,
     ),
     Case(
         "unassign project", _assigned_project,
         lambda h, ids: h.unassign_project(ids["project"]),
-        lambda h, ids: h._arun(_api.unassign("projects", ids["project"])),
+        lambda h, ids: h.aunassign_project(ids["project"]),
         lambda ids: f"/api/v2/projects/{ids['project']}/unassign",
         lambda sb, ids: sb.state.project(ids["project"])["project_id"] is None, 200, MediaPocketOperationError,
     ),
     Case(
         "remove media", _asset_with_media,
         lambda h, ids: h.remove_media(ids["asset"]),
-        lambda h, ids: h._arun(_api.remove_media(ids["asset"])),
+        lambda h, ids: h.aremove_media(ids["asset"]),
         lambda ids: f"/api/v2/assets/{ids['asset']}/media",
         lambda sb, ids: sb.state.asset(ids["asset"])["media_type"] == "placeholder", 200, MediaPocketOperationError,
     ),
     Case(
         "delete asset comment", _asset_comment,
         lambda h, ids: h.delete_asset_comment(ids["asset"], ids["comment"]),
-        lambda h, ids: h._arun(_api.comment("assets", ids["asset"], ids["comment"], "DELETE")),
+        lambda h, ids: h.adelete_asset_comment(ids["asset"], ids["comment"]),
         lambda ids: f"/api/v2/assets/{ids['asset']}/comments/{ids['comment']}",
         lambda sb, ids: not any(c["id"] == ids["comment"] for c in sb.state.comments_of("Asset", ids["asset"])),
         404, MediaPocketNotFoundError,
@@ -150,7 +149,7 @@ CASES = [
     Case(
         "delete project comment", _project_comment,
         lambda h, ids: h.delete_project_comment(ids["project"], ids["comment"]),
-        lambda h, ids: h._arun(_api.comment("projects", ids["project"], ids["comment"], "DELETE")),
+        lambda h, ids: h.adelete_project_comment(ids["project"], ids["comment"]),
         lambda ids: f"/api/v2/projects/{ids['project']}/comments/{ids['comment']}",
         lambda sb, ids: not any(c["id"] == ids["comment"] for c in sb.state.comments_of("Project", ids["project"])),
         404, MediaPocketNotFoundError,
@@ -158,14 +157,14 @@ CASES = [
     Case(
         "delete project", _project,
         lambda h, ids: h.delete_project(ids["project"]),
-        lambda h, ids: h._arun(_api.project_action(ids["project"], "", method="DELETE")),
+        lambda h, ids: h.adelete_project(ids["project"]),
         lambda ids: f"/api/v2/projects/{ids['project']}",
         _gone(lambda sb, ids: sb.state.project(ids["project"])), 404, MediaPocketNotFoundError,
     ),
     Case(
         "remove project user", _project_member,
         lambda h, ids: h.remove_project_user(ids["project"], ids["user"]),
-        lambda h, ids: h._arun(_api.project_member(ids["project"], "users", ids["user"], add=False)),
+        lambda h, ids: h.aremove_project_user(ids["project"], ids["user"]),
         lambda ids: f"/api/v2/projects/{ids['project']}/users/{ids['user']}",
         lambda sb, ids: all(u["id"] != ids["user"] for u in sb.state.project_users(ids["project"])),
         400, MediaPocketValidationError,

@@ -129,7 +129,7 @@ def test_async_request_with_explicit_deadline(sandbox: MediaPocketSandbox) -> No
     async def main() -> None:
         hook = MediaPocketHook(timeout=30, **HOOK)
         try:
-            await hook._arun(_api.get_asset(asset_id), deadline=time.time() + DEADLINE)
+            await hook.arun(_api.get_asset(asset_id), deadline=time.time() + DEADLINE)
         finally:
             await hook.aclose()
 

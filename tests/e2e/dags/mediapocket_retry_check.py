@@ -18,8 +18,8 @@ from airflow_provider_mediapocket.operators.mediapocket import (
 
 
 class CrashAfterCreate(MediaPocketCreateAssetOperator):
-    def _create(self, store: Any) -> Any:
-        asset = super()._create(store)
+    def _create(self, *args: Any) -> Any:
+        asset = super()._create(*args)
         if self._try_number == 1:
             raise RuntimeError(f"simulated worker crash after creating asset {asset.id}")
         return asset
