@@ -8,8 +8,9 @@ request per run per interval although the API lists all runs of an asset in one 
   same :class:`MediaPocketHook` (so the same ``httpx.AsyncClient`` and keep-alive pool), counted by
   reference and closed when the last trigger releases it;
 - :func:`coalesced` makes the triggers that poll the same thing in the same interval share one
-  request: polls are aligned to wall-clock ticks of ``poll_interval``, so the triggers polling a tick
-  ask together and await one fetch. A caller only ever gets an answer the server gave after the
+  request: polls are aligned to wall-clock ticks of ``poll_interval``, shifted by a stable phase per
+  asset (:func:`poll_phase`), so the triggers polling an asset ask together and await one fetch while
+  the polls of different assets spread over the interval instead of all landing at the same instant. A caller only ever gets an answer the server gave after the
   caller asked (``not_before``): it joins a fetch not yet sent, or one sent at or after
   ``not_before``; never one sent earlier, even in the same tick (a trigger that starts mid-tick, after
   the run it waits for was started, must not be handed a list taken before that run existed). A
@@ -30,6 +31,7 @@ import json
 import math
 import time
 import weakref
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -55,6 +57,7 @@ class _Fetch:
 
     future: asyncio.Future[Any]
     interval: float
+    phase: float
     sent_at: float | None = None
     task: asyncio.Task[None] | None = None  # held here: the loop keeps only weak references to tasks
     drop: asyncio.TimerHandle | None = None
@@ -85,6 +88,18 @@ def _state() -> _LoopState:
     if state is None:
         state = _LOOPS[loop] = _LoopState()
     return state
+
+
+def poll_phase(name: str, interval: float) -> float:
+    """Where in each tick of ``interval`` seconds the polls of ``name`` (an asset id) fall: a stable
+    offset in ``[0, interval)``, the same in every process (CRC-32, not the salted ``hash``).
+
+    Thousands of triggers aligned to the same wall-clock instant would all poll at once: a burst of
+    requests every tick, queued in the connection pool, stalling the event loop while the answers are
+    handled. Spread by asset, the polls of a tick arrive evenly; triggers of the same asset still share
+    one instant, so they still share one request.
+    """
+    return zlib.crc32(name.encode()) / 2**32 * interval
 
 
 def hook_key(conn_id: str, hook_params: dict[str, Any]) -> HookKey:
@@ -142,12 +157,14 @@ def fetch_count() -> int:
 
 
 async def coalesced(
-    key: HookKey, what: str, interval: float, not_before: float, fetch: Callable[[], Awaitable[T]]
+    key: HookKey, what: str, interval: float, not_before: float, fetch: Callable[[], Awaitable[T]],
+    *, phase: float = 0.0,
 ) -> T:
     """``await fetch()``, shared with the other callers of ``(key, what, interval)`` where that is truthful.
 
-    ``not_before`` (epoch seconds) is when the caller asked: the start of the tick it polls, or when
-    it started waiting if that is later. The caller joins the slot's newest fetch if that was not
+    ``not_before`` (epoch seconds) is when the caller asked: the start of the tick it polls (ticks
+    start at ``phase`` seconds past each multiple of ``interval``), or when it started waiting if that
+    is later. The caller joins the slot's newest fetch if that was not
     sent yet or was sent at or after ``not_before``; otherwise it starts a new one, which later
     callers join in turn. Every joiner gets the same result (or the same exception).
     """
@@ -157,7 +174,7 @@ async def coalesced(
     if current is None or not current.serves(not_before):
         if current is not None:
             current.forget()
-        current = _Fetch(asyncio.get_running_loop().create_future(), interval)
+        current = _Fetch(asyncio.get_running_loop().create_future(), interval, phase)
         state.fetches[slot] = current
         current.task = asyncio.ensure_future(_send(state, slot, current, fetch))
         current.task.add_done_callback(_consume)
@@ -184,7 +201,7 @@ def _schedule_drop(state: _LoopState, slot: Slot, entry: _Fetch) -> None:
     if state.fetches.get(slot) is not entry:
         return
     sent = entry.sent_at if entry.sent_at is not None else time.time()
-    tick_end = (math.floor(sent / entry.interval) + 1) * entry.interval
+    tick_end = (math.floor((sent - entry.phase) / entry.interval) + 1) * entry.interval + entry.phase
     loop = asyncio.get_running_loop()
     entry.drop = loop.call_later(max(tick_end - time.time(), 0.0), _drop, state, slot, entry)
 
