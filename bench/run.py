@@ -286,13 +286,8 @@ def bench_triggers(assets: int, runs_per_asset: int, finish_within: float, inter
 NEVER_ENDING = 5  # the sandbox's DAG action whose runs never finish
 
 
-def serve_seeded_sandbox(port: int, assets: int, churn: int, earlier: int, per_asset: int) -> int:
-    """The sandbox process of :func:`bench_triggerer_loop`: ``assets + churn`` assets of ``earlier`` finished
-    runs each; ``per_asset`` never-ending runs on each of the first ``assets``. Prints its URL, then one
-    JSON line ``{"steady": [[asset, run], ...], "churn": [[asset, finished run], ...]}``."""
-    sandbox = MediaPocketSandbox(api_key=KEY, port=port, dag_action_run_seconds=0.0, seed=7)
-    state = sandbox.state
-    # Finished runs never change: render each once (the sandbox's CPU is not what is measured here).
+def render_finished_runs_once(state: Any) -> None:
+    """Finished runs never change: render each once (the sandbox's CPU is not what is measured here)."""
     rendered: dict[Any, dict[str, Any]] = {}
     render = state.render_run
 
@@ -303,7 +298,28 @@ def serve_seeded_sandbox(port: int, assets: int, churn: int, earlier: int, per_a
             rendered[run["id"]] = render(run)
         return rendered[run["id"]]
 
-    state.render_run = cached  # type: ignore[method-assign]
+    state.render_run = cached
+
+
+def serve_until_terminated(sandbox: MediaPocketSandbox, seeds: dict[str, Any]) -> int:
+    """Serve ``sandbox``, print its URL and one JSON line of ``seeds``; stop on SIGTERM."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with sandbox:
+        print(f"Media Pocket sandbox listening on {sandbox.base_url}", flush=True)
+        print(json.dumps(seeds), flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+def serve_seeded_sandbox(port: int, assets: int, churn: int, earlier: int, per_asset: int) -> int:
+    """The sandbox process of :func:`bench_triggerer_loop`: ``assets + churn`` assets of ``earlier`` finished
+    runs each; ``per_asset`` never-ending runs on each of the first ``assets``. Prints its URL, then one
+    JSON line ``{"steady": [[asset, run], ...], "churn": [[asset, finished run], ...]}``."""
+    sandbox = MediaPocketSandbox(api_key=KEY, port=port, dag_action_run_seconds=0.0, seed=7)
+    state = sandbox.state
+    render_finished_runs_once(state)
     steady: list[tuple[str, Any]] = []
     churned: list[tuple[str, Any]] = []
     for n in range(assets + churn):
@@ -314,14 +330,7 @@ def serve_seeded_sandbox(port: int, assets: int, churn: int, earlier: int, per_a
         else:
             churned.append((asset, runs[(earlier // 2) // 4 * 4]["id"]))  # an action-1 run: completed
     state.tick()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with sandbox:
-        print(f"Media Pocket sandbox listening on {sandbox.base_url}", flush=True)
-        print(json.dumps({"steady": steady, "churn": churned}), flush=True)
-        while not stop.wait(0.5):
-            pass
-    return 0
+    return serve_until_terminated(sandbox, {"steady": steady, "churn": churned})
 
 
 @contextmanager
@@ -400,13 +409,13 @@ async def triggerer_ticks(
     return {"rss": rss, "held": held, "ended": [t.result() for t in ended], "churned": churned}
 
 
-def measure_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: float, ticks: int) -> dict[str, Any]:
-    """The triggerer side of :func:`bench_triggerer_loop` (run in a process of its own)."""
+@contextmanager
+def seeded_sandbox_process(option: str, *args: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """This script's ``option`` sandbox in a process of its own: yields its base URL and its seeds."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve-seeded-sandbox", str(port),
-               str(assets), str(ticks), str(earlier), str(per_asset)]
+    command = [sys.executable, str(Path(__file__).resolve()), option, str(port), *map(str, args)]
     # stderr: socketserver prints a traceback for every kept-alive connection the client pool closes.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     try:
@@ -414,8 +423,15 @@ def measure_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: 
         line = process.stdout.readline()
         if "listening" not in line:
             raise RuntimeError(f"sandbox did not start: {line!r}")
-        base_url = f"http://127.0.0.1:{port}"
-        seeds = json.loads(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}", json.loads(process.stdout.readline())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def measure_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: float, ticks: int) -> dict[str, Any]:
+    """The triggerer side of :func:`bench_triggerer_loop` (run in a process of its own)."""
+    with seeded_sandbox_process("--serve-seeded-sandbox", assets, ticks, earlier, per_asset) as (base_url, seeds):
         use_connection(base_url)
         # The old path, for comparison: one listing validated whole (what one poll's callback held).
         with httpx.Client(base_url=base_url, headers={"X-API-KEY": KEY}) as client:
@@ -433,9 +449,6 @@ def measure_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: 
         gc.collect()
         with callback_timer() as longest:
             outcome = asyncio.run(triggerer_ticks(seeds["steady"], seeds["churn"], interval, ticks, longest))
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     return {
         "ended": outcome["ended"], "churned": [p["status"] for p in outcome["churned"]], "held": outcome["held"],
         "rss": outcome["rss"], "longest": {k: v for k, v in longest.items() if k != "steady"},
@@ -472,6 +485,165 @@ def bench_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: fl
     record(f"triggerer RSS growth tick {settled}->{ticks} (MB)", growth, "<= 10", growth <= 10,
            f"one trigger started and ended per tick on an asset of its own; fetches held at the end: "
            f"{outcome['held']} ({assets} assets polled); RSS by tick (MB): {series}")
+
+# ----------------------------------------------------------------------------- one triggerer, many waits
+
+
+def serve_waits_sandbox(port: int, assets: int, earlier: int, per_asset: int, low: float, high: float) -> int:
+    """The sandbox of :func:`bench_many_waits`: ``assets`` assets of ``earlier`` finished runs each, then
+    ``per_asset`` runs on each that finish ``low`` to ``high`` seconds from now. Seeds: the waits."""
+    sandbox = MediaPocketSandbox(api_key=KEY, port=port, dag_action_run_seconds=0.0, seed=11)
+    state = sandbox.state
+    render_finished_runs_once(state)
+    ids = [state.add_asset(title=f"bench waits {n}")["id"] for n in range(assets)]
+    for asset in ids:
+        for k in range(earlier):
+            state.start_run(asset, 1 + k % 4)
+    state.tick()
+    state.dag_action_run_seconds = (low, high)
+    waits = [(asset, state.start_run(asset, 1)["id"]) for asset in ids for _ in range(per_asset)]
+    return serve_until_terminated(sandbox, {"waits": waits})
+
+
+async def loop_lag(stop: asyncio.Event, lags: list[tuple[float, float]], period: float = 0.01) -> None:
+    """Sample the loop's lag every ``period``: (wall lag, the part of it the loop thread spent on CPU).
+
+    Wall lag also counts the time other processes of the shared machine held the CPU; the thread's own
+    CPU time over the sample bounds what the loop's callbacks themselves cost.
+    """
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        wall, cpu = loop.time(), time.thread_time()
+        await asyncio.sleep(period)
+        lag = max(loop.time() - wall - period, 0.0)
+        lags.append((lag, min(lag, time.thread_time() - cpu)))
+
+
+def measure_many_waits(
+    variant: str, assets: int, earlier: int, per_asset: int, interval: float, low: float, high: float
+) -> dict[str, Any]:
+    """The triggerer side of :func:`bench_many_waits` (a process of its own): every wait in one loop.
+
+    ``variant`` "aligned" is the behaviour before poll phases: every asset polls at the same instant."""
+    if variant == "aligned":
+        _shared.poll_phase = lambda name, interval: 0.0
+    counted: dict[str, int] = {"listings": 0}
+    send = httpx.AsyncHTTPTransport.handle_async_request
+
+    async def counting(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/dag_action_runs"):
+            counted["listings"] += 1
+        return await send(self, request)
+
+    httpx.AsyncHTTPTransport.handle_async_request = counting  # type: ignore[method-assign]
+    with seeded_sandbox_process("--serve-waits-sandbox", assets, earlier, per_asset, low, high) as (base_url, seeds):
+        use_connection(base_url)
+        waits = [(a, str(r)) for a, r in seeds["waits"]]
+        gc.collect()
+
+        async def run_all() -> dict[str, Any]:
+            stop = asyncio.Event()
+            lags: list[tuple[float, float]] = []
+            peak = base = rss_mb()
+
+            async def sample_rss() -> None:
+                nonlocal peak
+                while not stop.is_set():
+                    peak = max(peak, rss_mb())
+                    await asyncio.sleep(0.25)
+
+            async def timed(asset_id: str, run_id: str) -> tuple[float, dict[str, Any]]:
+                event = await ours_wait(asset_id, run_id, interval, time.time() + high * 3)
+                return time.time(), event
+
+            samplers = [asyncio.ensure_future(loop_lag(stop, lags)), asyncio.ensure_future(sample_rss())]
+            started, cpu = time.time(), time.process_time()
+            done = await asyncio.gather(*(timed(a, r) for a, r in waits))
+            cpu, ended = time.process_time() - cpu, time.time()
+            stop.set()
+            await asyncio.gather(*samplers)
+            return {"done": done, "lags": lags, "rss": peak - base, "started": started, "cpu": cpu,
+                    "seconds": ended - started}
+
+        with callback_timer() as longest:
+            longest["steady"] = True
+            outcome = asyncio.run(run_all())
+        requests = counted["listings"]
+        # When each run finished, from the final listings (after the measurement).
+        finished: dict[str, float] = {}
+        with httpx.Client(base_url=base_url, headers={"X-API-KEY": KEY}, timeout=60) as client:
+            for asset in sorted({a for a, _ in waits}):
+                for run in client.get(f"/api/v2/assets/{asset}/dag_action_runs").json()["dag_action_runs"]:
+                    finished[str(run["id"])] = finished_at(run)
+    started = outcome["started"]
+    statuses = {event["status"] for _, event in outcome["done"]}
+    assert statuses == {"success"}, statuses
+    delays = sorted(at - max(finished[event["dag_action_run_id"]], started) for at, event in outcome["done"])
+    last: dict[str, float] = {}
+    for asset, run in waits:
+        last[asset] = max(last.get(asset, 0.0), finished[run])
+    # One request per asset per tick (of the asset's own tick grid) while any wait on it is active: the
+    # poll at the start, one each tick until the last run ended, one that sees it ended.
+    lower = 0
+    for asset, end in last.items():
+        phase = _shared.poll_phase(asset, interval)
+        lower += 1 if end <= started else (
+            math.floor((end - phase) / interval) - math.floor((started - phase) / interval) + 2)
+    # Each trigger polling alone, at once and then every interval until it saw its own run ended.
+    alone = sum(1 + math.ceil(max(finished[run] - started, 0.0) / interval) for _, run in waits)
+    wall = sorted(lag for lag, _ in outcome["lags"])
+    own = sorted(cpu for _, cpu in outcome["lags"])
+    return {
+        "requests": requests, "lower": lower, "alone": alone, "waits": len(waits),
+        "p99_delay": delays[int(0.99 * (len(delays) - 1))],
+        "lag_wall_p99": wall[int(0.99 * (len(wall) - 1))], "lag_cpu_p99": own[int(0.99 * (len(own) - 1))],
+        "lag_wall_max": wall[-1], "rss": outcome["rss"], "cpu": outcome["cpu"], "seconds": outcome["seconds"],
+        "longest": {k: v for k, v in longest.items() if k != "steady"},
+    }
+
+
+def bench_many_waits(assets: int, earlier: int, per_asset: int, interval: float, low: float, high: float) -> None:
+    """One triggerer, ``assets * per_asset`` DAG-action-run waits: the loop stays responsive, one request
+    per asset and tick. Before (every asset aligned to the same instant) and after, each in a process
+    of its own, in this run."""
+    results = {}
+    for variant in ("aligned", "phased"):
+        command = [sys.executable, str(Path(__file__).resolve()), "--measure-many-waits", variant, str(assets),
+                   str(earlier), str(per_asset), str(interval), str(low), str(high)]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"the many-waits benchmark ({variant}) failed:\n{done.stderr[-4000:]}")
+        results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    before, after = results["aligned"], results["phased"]
+    waits = after["waits"]
+    size = f"{waits} waits on {assets} assets x {earlier} earlier runs, interval {interval:g}s"
+    value = after["longest"]["cpu"] * 1000
+    record("many waits: longest loop callback (ms CPU)", value, "<= 50", value <= 50,
+           f"{size}; before (aligned polls) {before['longest']['cpu'] * 1000:.0f} ms; longest in wall time "
+           f"{after['longest']['wall'] * 1000:.0f} ms (before {before['longest']['wall'] * 1000:.0f}; shared machine); "
+           f"{after['longest']['full_gcs']} full collections, longest {after['longest']['longest_gc'] * 1000:.0f} ms; "
+           f"longest: {after['longest']['what']}")
+    value = after["lag_cpu_p99"] * 1000
+    record("many waits: loop lag p99 (ms, own CPU)", value, "<= 20", value <= 20,
+           f"before {before['lag_cpu_p99'] * 1000:.1f} ms; in wall time p99 {after['lag_wall_p99'] * 1000:.1f} ms "
+           f"(before {before['lag_wall_p99'] * 1000:.1f}), max {after['lag_wall_max'] * 1000:.0f} ms "
+           f"(before {before['lag_wall_max'] * 1000:.0f}); sampled every 10 ms")
+    ratio = after["requests"] / after["lower"]
+    record("many waits: requests vs one/asset/tick", ratio, "<= 1.05", ratio <= 1.05,
+           f"{after['requests']} vs {after['lower']}; vs one per trigger per interval "
+           f"{after['requests'] / after['alone']:.3f} ({after['alone']}); before: {before['requests']} requests, "
+           f"{before['requests'] / before['lower']:.3f} x its lower bound, {before['requests'] / before['alone']:.3f} "
+           f"x one per trigger per interval")
+    record("many waits: detection delay p99 (s)", after["p99_delay"], f"<= {interval + 1:g}",
+           after["p99_delay"] <= interval + 1, f"before {before['p99_delay']:.2f}s")
+    record("many waits: peak RSS growth (MB)", after["rss"], "<= 150", after["rss"] <= 150,
+           f"before {before['rss']:.0f} MB")
+    value = after["cpu"] / waits * 1000
+    record("many waits: CPU s per 1,000 waits", value, "report", True,
+           f"{after['cpu']:.1f}s CPU over {after['seconds']:.0f}s for {waits} waits "
+           f"({after['cpu'] / after['seconds'] * 100:.0f}% of a core); before {before['cpu'] / waits * 1000:.2f}s "
+           f"({before['cpu']:.1f}s over {before['seconds']:.0f}s)")
+
 
 # ----------------------------------------------------------------------------------------- hook overhead
 
@@ -545,9 +717,21 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--serve-seeded-sandbox", nargs=5, type=int, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--measure-triggerer-loop", nargs=5, type=float, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-waits-sandbox", nargs=6, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-many-waits", nargs=7, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--only", help="run only the benchmarks whose function name contains this")
     args = parser.parse_args()
     if args.serve_seeded_sandbox:
         return serve_seeded_sandbox(*args.serve_seeded_sandbox)
+    if args.serve_waits_sandbox:
+        port, assets, earlier, per_asset, low, high = args.serve_waits_sandbox
+        return serve_waits_sandbox(int(port), int(assets), int(earlier), int(per_asset), float(low), float(high))
+    if args.measure_many_waits:
+        variant, assets, earlier, per_asset, interval, low, high = args.measure_many_waits
+        result = measure_many_waits(variant, int(assets), int(earlier), int(per_asset), float(interval), float(low),
+                                    float(high))
+        print(json.dumps(result), flush=True)
+        return 0
     if args.measure_triggerer_loop:
         assets, earlier, per_asset, interval, ticks = args.measure_triggerer_loop
         result = measure_triggerer_loop(int(assets), int(earlier), int(per_asset), interval, int(ticks))
@@ -555,17 +739,21 @@ def main() -> int:
         return 0
     smoke = args.smoke
     print(f"{'':6}{'benchmark':38} {'value':>10}  target", flush=True)
-    bench_parse_cost(3 if smoke else 10)
-    bench_hook_overhead(200 if smoke else 2000)
-    bench_bulk(100 if smoke else 1000, 16, args.latency)
-    if smoke:
-        bench_triggers(assets=5, runs_per_asset=10, finish_within=4.0, interval=0.5)
-    else:
-        bench_triggers(assets=100, runs_per_asset=10, finish_within=60.0, interval=5.0)
-    if smoke:
-        bench_triggerer_loop(assets=10, earlier=1000, per_asset=10, interval=0.5, ticks=30)
-    else:
-        bench_triggerer_loop(assets=100, earlier=1000, per_asset=10, interval=3.0, ticks=30)
+    runs: list[tuple[Callable[..., None], dict[str, Any]]] = [
+        (bench_parse_cost, {"repeats": 3 if smoke else 10}),
+        (bench_hook_overhead, {"calls": 200 if smoke else 2000}),
+        (bench_bulk, {"size": 100 if smoke else 1000, "concurrency": 16, "latency": args.latency}),
+        (bench_triggers, {"assets": 5, "runs_per_asset": 10, "finish_within": 4.0, "interval": 0.5} if smoke else
+         {"assets": 100, "runs_per_asset": 10, "finish_within": 60.0, "interval": 5.0}),
+        (bench_triggerer_loop, {"assets": 10, "earlier": 1000, "per_asset": 10, "interval": 0.5, "ticks": 30} if smoke
+         else {"assets": 100, "earlier": 1000, "per_asset": 10, "interval": 3.0, "ticks": 30}),
+        # The issue's 5,000 waits on 500 assets of 200 earlier runs each, polled every 5 s.
+        (bench_many_waits, {"assets": 50, "earlier": 200, "per_asset": 10, "interval": 0.5, "low": 1.0, "high": 5.0}
+         if smoke else {"assets": 500, "earlier": 200, "per_asset": 10, "interval": 5.0, "low": 10.0, "high": 60.0}),
+    ]
+    for bench, kwargs in runs:
+        if args.only is None or args.only in bench.__name__:
+            bench(**kwargs)
     args.out.write_text(json.dumps({"smoke": smoke, "results": RESULTS}, indent=2) + "\n")
     failed = [r["benchmark"] for r in RESULTS if not r["ok"]]
     missed = f": {failed}" if failed else ""

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__
+from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__, _ratelimit
 from airflow_provider_mediapocket._recovery import has_media, reuse_problem
 from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import ApiCall, RetryPolicy, Send, Sleep, exchange
@@ -84,13 +84,14 @@ class _Range:
     high: float
     integer: bool = False
     low_open: bool = False  # low itself is excluded
+    unit: str = "seconds"
 
     def describe(self) -> str:
         if self.integer:
             return f"a whole number from {self.low:g} to {self.high:g}"
         if self.low_open:
-            return f"a finite number of seconds greater than {self.low:g} and at most {self.high:g}"
-        return f"a finite number of seconds from {self.low:g} to {self.high:g}"
+            return f"a finite number of {self.unit} greater than {self.low:g} and at most {self.high:g}"
+        return f"a finite number of {self.unit} from {self.low:g} to {self.high:g}"
 
     def check(self, value: Any) -> float | int | None:
         """The value converted, or None when it is not allowed."""
@@ -120,6 +121,8 @@ SETTING_RANGES: dict[str, _Range] = {
     "timeout": _Range(0.0, 3600.0, low_open=True),
     "retry_limit": _Range(0, 20, integer=True),
     "retry_backoff": _Range(0.0, 300.0),
+    # Connection extra only: this process's share of the account's request limit (see _ratelimit).
+    "max_requests_per_second": _Range(0.0, 10000.0, low_open=True, unit="requests per second"),
 }
 
 
@@ -135,6 +138,8 @@ class ConnectionSettings:
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
     #: Extra ``ui_base_url``: where the operators' extra links point; ``None`` means :attr:`base_url`.
     ui_base_url: str | None = None
+    #: Extra ``max_requests_per_second``: this process's request budget for the connection (None: none).
+    max_requests_per_second: float | None = None
 
     @property
     def ui_url(self) -> str:
@@ -340,6 +345,10 @@ def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any])
         retry_limit=int(values.get("retry_limit", DEFAULT_RETRY_LIMIT)),
         retry_backoff=float(values.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
         ui_base_url=parse_ui_base_url(conn_id, extras.get("ui_base_url")),
+        max_requests_per_second=None if extras.get("max_requests_per_second") in (None, "") else float(_setting(
+            "max_requests_per_second", extras["max_requests_per_second"],
+            _extra_error(conn_id, "max_requests_per_second"),
+        )),
     )
 
 
@@ -572,8 +581,11 @@ class MediaPocketHook(BaseHook):
     be given bare, ``::1``), optional port (not also a different one in host), password = API key;
     extras (a JSON object) ``timeout`` (seconds, over 0 and up to 3600, default 30), ``verify_ssl``
     (default true), ``retry_limit`` (0 to 20, default 3) and ``retry_backoff`` (seconds, 0 to 300,
-    default 1). Anything else -- a query string or credentials in host, invalid JSON extras, a value
-    out of range, ``inf`` or ``nan`` -- is rejected with an error naming the field, before any request.
+    default 1), and ``max_requests_per_second`` (this process's request budget for the connection, shared
+    by its sync and async clients; over 0 and up to 10000, default none, see
+    :mod:`airflow_provider_mediapocket._ratelimit`). Anything else -- a query string or credentials in host,
+    invalid JSON extras, a value out of range, ``inf`` or ``nan`` -- is rejected with an error naming the
+    field, before any request.
     Nothing is read or sent before the first call.
 
     :param mediapocket_conn_id: the Airflow connection to use.
@@ -935,6 +947,12 @@ class MediaPocketHook(BaseHook):
             kwargs["timeout"] = httpx.Timeout(min(configured, step.timeout))
         return kwargs
 
+    def _budget(self) -> _ratelimit.TokenBucket | None:
+        """This process's request budget for the connection (extra ``max_requests_per_second``), if set."""
+        settings = self._settings
+        rate = settings.max_requests_per_second if settings is not None else None
+        return _ratelimit.bucket(self.mediapocket_conn_id, rate)
+
     @_reauthenticating
     def _run(self, call: ApiCall[T], deadline: float | None = None) -> T:
         """Send ``call`` with the sync client, retrying as the shared policy says.
@@ -955,7 +973,8 @@ class MediaPocketHook(BaseHook):
                 assert isinstance(step, Send)
                 self.log.debug("Media Pocket request %s", call.describe())
                 try:
-                    outcome = client.request(call.method, step.url or call.path, **self._send_kwargs(step))
+                    outcome = _ratelimit.send(self._budget(), functools.partial(
+                        client.request, call.method, step.url or call.path, **self._send_kwargs(step)), step.timeout)
                 except httpx.TransportError as exc:
                     outcome = exc
         except StopIteration as done:
@@ -977,7 +996,8 @@ class MediaPocketHook(BaseHook):
                 assert isinstance(step, Send)
                 self.log.debug("Media Pocket request %s", call.describe())
                 try:
-                    outcome = await client.request(call.method, step.url or call.path, **self._send_kwargs(step))
+                    outcome = await _ratelimit.asend(self._budget(), functools.partial(
+                        client.request, call.method, step.url or call.path, **self._send_kwargs(step)), step.timeout)
                 except httpx.TransportError as exc:
                     outcome = exc
         except StopIteration as done:

@@ -10,12 +10,13 @@ request per run per interval although the API lists all runs of an asset in one 
 - :func:`coalesced` makes the triggers that poll the same thing in the same interval share one
   request: polls are aligned to wall-clock ticks of ``poll_interval``, shifted by a stable phase per
   asset (:func:`poll_phase`), so the triggers polling an asset ask together and await one fetch while
-  the polls of different assets spread over the interval instead of all landing at the same instant. A caller only ever gets an answer the server gave after the
-  caller asked (``not_before``): it joins a fetch not yet sent, or one sent at or after
-  ``not_before``; never one sent earlier, even in the same tick (a trigger that starts mid-tick, after
-  the run it waits for was started, must not be handed a list taken before that run existed). A
-  failure reaches every waiter, each handling it as it would its own. What each trigger reports is
-  what it would see polling alone; only duplicate requests are gone.
+  the polls of different assets spread over the interval instead of all landing at the same instant.
+  A caller only ever gets an answer the server gave after the caller asked (``not_before``): it joins
+  a fetch not yet sent, or one sent at or after ``not_before``; never one sent earlier, even in the
+  same tick (a trigger that starts mid-tick, after the run it waits for was started, must not be
+  handed a list taken before that run existed). A failure reaches every waiter, each handling it as
+  it would its own. What each trigger reports is what it would see polling alone; only duplicate
+  requests are gone.
 
 The registry keeps only the newest fetch of each slot, and only until the tick it was sent in has
 passed: a finished fetch is forgotten once no poll can still join it, so a large answer (an asset's
