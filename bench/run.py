@@ -426,7 +426,11 @@ def seeded_sandbox_process(option: str, *args: Any) -> Iterator[tuple[str, dict[
         yield f"http://127.0.0.1:{port}", json.loads(process.stdout.readline())
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a starved machine: freeing a large state takes long
+            process.kill()
+            process.wait()
 
 
 def measure_triggerer_loop(assets: int, earlier: int, per_asset: int, interval: float, ticks: int) -> dict[str, Any]:

@@ -74,6 +74,8 @@ DEFAULT_RETRY_BACKOFF = 1.0
 #: a changed key or extra reaches long-lived hooks (the triggerer's shared hooks lower it to their poll
 #: interval). A 401 re-reads it at once regardless.
 DEFAULT_SETTINGS_MAX_AGE = 30.0
+#: Idle connections a client keeps open; more concurrent requests open connections that are closed after.
+KEEPALIVE_CONNECTIONS = 20
 
 
 @dataclass(frozen=True)
@@ -796,7 +798,7 @@ class MediaPocketHook(BaseHook):
             },
             "timeout": httpx.Timeout(settings.timeout),
             "verify": _ssl_context(settings.verify_ssl),
-            "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            "limits": httpx.Limits(max_connections=100, max_keepalive_connections=KEEPALIVE_CONNECTIONS),
             "follow_redirects": False,
         }
 

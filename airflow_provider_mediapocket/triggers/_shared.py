@@ -37,16 +37,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.hooks.mediapocket import KEEPALIVE_CONNECTIONS, MediaPocketHook
 
 T = TypeVar("T")
 HookKey = str
+
+
+#: Shared fetches of one hook in flight at once; the others wait their turn here. As many as the
+#: client keeps connections alive: every fetch reuses an open connection instead of opening (and then
+#: closing) one of its own, and httpx's pool never holds a queue (its bookkeeping walks every queued
+#: request for every connection event: thousands of first polls queued there stall the loop).
+FETCH_CONCURRENCY = KEEPALIVE_CONNECTIONS
 
 
 @dataclass
 class _Entry:
     hook: MediaPocketHook
     users: int = 0
+    sending: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(FETCH_CONCURRENCY))
 
 
 Slot = tuple[HookKey, str, float]
@@ -177,17 +185,21 @@ async def coalesced(
             current.forget()
         current = _Fetch(asyncio.get_running_loop().create_future(), interval, phase)
         state.fetches[slot] = current
-        current.task = asyncio.ensure_future(_send(state, slot, current, fetch))
+        current.task = asyncio.ensure_future(_send(state, slot, current, fetch, state.hooks[key].sending))
         current.task.add_done_callback(_consume)
     return cast(T, await asyncio.shield(current.future))
 
 
-async def _send(state: _LoopState, slot: Slot, entry: _Fetch, fetch: Callable[[], Awaitable[Any]]) -> None:
-    # From here on the request is (about to be) on its way: later callers may join only if they
-    # asked before now.
-    entry.sent_at = time.time()
+async def _send(
+    state: _LoopState, slot: Slot, entry: _Fetch, fetch: Callable[[], Awaitable[Any]], sending: asyncio.Semaphore
+) -> None:
     try:
-        entry.future.set_result(await fetch())
+        async with sending:
+            # From here on the request is (about to be) on its way: later callers may join only if
+            # they asked before now.
+            entry.sent_at = time.time()
+            result = await fetch()
+        entry.future.set_result(result)
     except Exception as exc:  # every waiter re-raises it and handles it as it would its own
         entry.future.set_exception(exc)
         entry.future.add_done_callback(_consume)
