@@ -168,6 +168,10 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def p99(values: list[float]) -> float:
+    return sorted(values)[int(0.99 * (len(values) - 1))]
+
+
 def finished_at(run: dict[str, Any]) -> float:
     stamp = run["dag_action_run_messages"][-1]["created_at"]
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
@@ -260,7 +264,7 @@ def bench_triggers(assets: int, runs_per_asset: int, finish_within: float, inter
             until_own = sum(int(max(finished_at(run_of(event)) - started, 0) // interval) + 1 for _, event in done)
             variants[variant] = {
                 "cpu": cpu, "requests": requests, "per_interval": per_interval, "until_own": until_own,
-                "p99": sorted(latencies)[int(0.99 * (len(latencies) - 1))],
+                "p99": p99(latencies),
                 "rss": rss_growth,
             }
     shared, naive = variants["shared"], variants["new-client-per-poll"]
@@ -633,7 +637,7 @@ def measure_many_waits(
     started = outcome["started"]
     statuses = {event["status"] for _, event in outcome["done"]}
     assert statuses == {"success"}, statuses
-    delays = sorted(at - max(finished[event["dag_action_run_id"]], started) for at, event in outcome["done"])
+    delays = [at - max(finished[event["dag_action_run_id"]], started) for at, event in outcome["done"]]
     last: dict[str, float] = {}
     for asset, run in waits:
         last[asset] = max(last.get(asset, 0.0), finished[run])
@@ -646,13 +650,12 @@ def measure_many_waits(
             math.floor((end - phase) / interval) - math.floor((started - phase) / interval) + 2)
     # Each trigger polling alone, at once and then every interval until it saw its own run ended.
     alone = sum(1 + math.ceil(max(finished[run] - started, 0.0) / interval) for _, run in waits)
-    wall = sorted(lag for lag, _ in outcome["lags"])
-    own = sorted(cpu for _, cpu in outcome["lags"])
+    wall = [lag for lag, _ in outcome["lags"]]
+    own = [cpu for _, cpu in outcome["lags"]]
     return {
         "requests": requests, "lower": lower, "alone": alone, "waits": len(waits),
-        "p99_delay": delays[int(0.99 * (len(delays) - 1))],
-        "lag_wall_p99": wall[int(0.99 * (len(wall) - 1))], "lag_cpu_p99": own[int(0.99 * (len(own) - 1))],
-        "lag_wall_max": wall[-1], "rss": outcome["rss"], "cpu": outcome["cpu"], "seconds": outcome["seconds"],
+        "p99_delay": p99(delays), "lag_wall_p99": p99(wall), "lag_cpu_p99": p99(own), "lag_wall_max": max(wall),
+        "rss": outcome["rss"], "cpu": outcome["cpu"], "seconds": outcome["seconds"],
         "server_cpu": outcome["server_cpu"], "load": outcome["load"],
         "longest": {k: v for k, v in longest.items() if k != "steady"},
     }
