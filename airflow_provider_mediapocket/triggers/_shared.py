@@ -19,8 +19,11 @@ request per run per interval although the API lists all runs of an asset in one 
   requests are gone.
 
 The registry keeps only the newest fetch of each slot, and only until the tick it was sent in has
-passed: a finished fetch is forgotten once no poll can still join it, so a large answer (an asset's
-whole run list) is not kept alive by the triggers of other assets.
+passed, or :data:`HOLD_ANSWER` seconds after its answer came if that is sooner: a finished fetch is
+forgotten once no poll can still join it, so a large answer (an asset's whole run list) is not kept
+alive by the triggers of other assets. (The triggers of an asset poll at the same instant and join
+within milliseconds; held for a whole interval, the answers of 500 assets polled every 5 s -- a
+tick's worth of run listings -- would all be alive at once.)
 
 Everything runs in the event loop's thread: no locks, no blocking calls.
 """
@@ -209,14 +212,19 @@ async def _send(
         _schedule_drop(state, slot, entry)
 
 
+#: The longest a finished fetch stays joinable after its answer came (within its tick).
+HOLD_ANSWER = 1.0
+
+
 def _schedule_drop(state: _LoopState, slot: Slot, entry: _Fetch) -> None:
-    """Forget ``entry`` when the tick it was sent in has passed (at once if it already has)."""
+    """Forget ``entry`` when the tick it was sent in has passed (at once if it already has), or
+    :data:`HOLD_ANSWER` seconds from now if that is sooner."""
     if state.fetches.get(slot) is not entry:
         return
     sent = entry.sent_at if entry.sent_at is not None else time.time()
     tick_end = (math.floor((sent - entry.phase) / entry.interval) + 1) * entry.interval + entry.phase
     loop = asyncio.get_running_loop()
-    entry.drop = loop.call_later(max(tick_end - time.time(), 0.0), _drop, state, slot, entry)
+    entry.drop = loop.call_later(min(max(tick_end - time.time(), 0.0), HOLD_ANSWER), _drop, state, slot, entry)
 
 
 def _drop(state: _LoopState, slot: Slot, entry: _Fetch) -> None:
