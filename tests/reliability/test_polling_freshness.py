@@ -279,3 +279,27 @@ def test_each_asset_polls_at_its_own_stable_phase_of_the_tick(
         offsets[asset_id] = times[-1] % poll
     # Spread over the tick, not one instant (8 assets: the phases span well over a third of it).
     assert max(offsets.values()) - min(offsets.values()) > poll / 3, offsets
+
+
+def test_a_finished_fetch_is_forgotten_soon_after_its_answer_even_in_a_long_tick(sandbox: MediaPocketSandbox) -> None:
+    # Held for its whole tick (minutes here), every asset's last listing would stay alive at once.
+    asset_id = sandbox.state.add_asset(title="long tick")["id"]
+    run = sandbox.state.start_run(asset_id, NEVER_ENDING)
+    interval = mid_tick_interval(asset_id)
+    held: list[int] = []
+
+    async def scenario() -> None:
+        trigger = MediaPocketDagActionRunTrigger(
+            asset_id=asset_id, dag_action_run_id=run["id"], end_time=time.time() + 60, poll_interval=interval,
+            hook_params=HOOK_PARAMS,
+        )
+        task = asyncio.ensure_future(first_payload(trigger))
+        await until(lambda: trigger._last_status is not None)  # its first poll is answered
+        held.append(_shared.fetch_count())
+        await until(lambda: _shared.fetch_count() == 0, timeout=5)
+        held.append(_shared.fetch_count())
+        await stop(task)
+
+    asyncio.run(scenario())
+
+    assert held == [1, 0], held
