@@ -89,6 +89,13 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "First retry delay, 0 to 300; doubles each retry, capped at 30 s, with jitter.",
                         "schema": {"type": ["number", "null"], "minimum": 0, "maximum": 300, "default": 1},
                     },
+                    "max_requests_per_second": {
+                        "label": "Max requests per second",
+                        "description": "This process's request budget for the connection, shared by its tasks and "
+                        "triggers (a token bucket): give each of N triggerers a share of the account's limit. "
+                        "Over 0 and up to 10000. Default: no limit.",
+                        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 10000},
+                    },
                 },
                 "ui-field-behaviour": {
                     # Port stays visible: Airflow 3.3.2's Test button (in the connection list) sends a

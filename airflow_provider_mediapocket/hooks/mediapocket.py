@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__
+from airflow_provider_mediapocket import DEFAULT_CONN_ID, __version__, _ratelimit
 from airflow_provider_mediapocket._recovery import has_media, reuse_problem
 from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import ApiCall, RetryPolicy, Send, Sleep, exchange
@@ -67,6 +67,8 @@ DEFAULT_RETRY_BACKOFF = 1.0
 #: a changed key or extra reaches long-lived hooks (the triggerer's shared hooks lower it to their poll
 #: interval). A 401 re-reads it at once regardless.
 DEFAULT_SETTINGS_MAX_AGE = 30.0
+#: Idle connections a client keeps open; more concurrent requests open connections that are closed after.
+KEEPALIVE_CONNECTIONS = 20
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,14 @@ class _Range:
     high: float
     integer: bool = False
     low_open: bool = False  # low itself is excluded
+    unit: str = "seconds"
 
     def describe(self) -> str:
         if self.integer:
             return f"a whole number from {self.low:g} to {self.high:g}"
         if self.low_open:
-            return f"a finite number of seconds greater than {self.low:g} and at most {self.high:g}"
-        return f"a finite number of seconds from {self.low:g} to {self.high:g}"
+            return f"a finite number of {self.unit} greater than {self.low:g} and at most {self.high:g}"
+        return f"a finite number of {self.unit} from {self.low:g} to {self.high:g}"
 
     def check(self, value: Any) -> float | int | None:
         """The value converted, or None when it is not allowed."""
@@ -113,6 +116,8 @@ SETTING_RANGES: dict[str, _Range] = {
     "timeout": _Range(0.0, 3600.0, low_open=True),
     "retry_limit": _Range(0, 20, integer=True),
     "retry_backoff": _Range(0.0, 300.0),
+    # Connection extra only: this process's share of the account's request limit (see _ratelimit).
+    "max_requests_per_second": _Range(0.0, 10000.0, low_open=True, unit="requests per second"),
 }
 
 
@@ -128,6 +133,8 @@ class ConnectionSettings:
     retry_backoff: float = DEFAULT_RETRY_BACKOFF
     #: Extra ``ui_base_url``: where the operators' extra links point; ``None`` means :attr:`base_url`.
     ui_base_url: str | None = None
+    #: Extra ``max_requests_per_second``: this process's request budget for the connection (None: none).
+    max_requests_per_second: float | None = None
 
     @property
     def ui_url(self) -> str:
@@ -333,6 +340,10 @@ def settings_from_connection(conn: Any, conn_id: str, overrides: dict[str, Any])
         retry_limit=int(values.get("retry_limit", DEFAULT_RETRY_LIMIT)),
         retry_backoff=float(values.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
         ui_base_url=parse_ui_base_url(conn_id, extras.get("ui_base_url")),
+        max_requests_per_second=None if extras.get("max_requests_per_second") in (None, "") else float(_setting(
+            "max_requests_per_second", extras["max_requests_per_second"],
+            _extra_error(conn_id, "max_requests_per_second"),
+        )),
     )
 
 
@@ -629,8 +640,11 @@ class MediaPocketHook(BaseHook):
     be given bare, ``::1``), optional port (not also a different one in host), password = API key;
     extras (a JSON object) ``timeout`` (seconds, over 0 and up to 3600, default 30), ``verify_ssl``
     (default true), ``retry_limit`` (0 to 20, default 3) and ``retry_backoff`` (seconds, 0 to 300,
-    default 1). Anything else -- a query string or credentials in host, invalid JSON extras, a value
-    out of range, ``inf`` or ``nan`` -- is rejected with an error naming the field, before any request.
+    default 1), and ``max_requests_per_second`` (this process's request budget for the connection, shared
+    by its sync and async clients; over 0 and up to 10000, default none, see
+    :mod:`airflow_provider_mediapocket._ratelimit`). Anything else -- a query string or credentials in host,
+    invalid JSON extras, a value out of range, ``inf`` or ``nan`` -- is rejected with an error naming the
+    field, before any request.
     Nothing is read or sent before the first call.
 
     :param mediapocket_conn_id: the Airflow connection to use.
@@ -841,7 +855,7 @@ class MediaPocketHook(BaseHook):
             },
             "timeout": httpx.Timeout(settings.timeout),
             "verify": _ssl_context(settings.verify_ssl),
-            "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            "limits": httpx.Limits(max_connections=100, max_keepalive_connections=KEEPALIVE_CONNECTIONS),
             "follow_redirects": False,
         }
 
@@ -883,6 +897,8 @@ class MediaPocketHook(BaseHook):
             settings = await self.aget_settings()
             if not self._aclient_ready(loop):
                 await self._retire_aclient(loop)
+                # Loading the CA bundle holds the CPU for ~30 ms: do it (once, it is cached) off the loop.
+                await asyncio.to_thread(_ssl_context, settings.verify_ssl)
                 self._aclient = httpx.AsyncClient(**self._client_kwargs(settings))
                 self._aclient_settings = settings
                 self._aclient_loop = loop
@@ -992,12 +1008,19 @@ class MediaPocketHook(BaseHook):
             kwargs["timeout"] = httpx.Timeout(min(configured, step.timeout))
         return kwargs
 
+    def _budget(self) -> _ratelimit.TokenBucket | None:
+        """This process's request budget for the connection (extra ``max_requests_per_second``), if set."""
+        settings = self._settings
+        rate = settings.max_requests_per_second if settings is not None else None
+        return _ratelimit.bucket(self.mediapocket_conn_id, rate)
+
     def _send(self, client: httpx.Client, step: Send) -> httpx.Response | httpx.TransportError:
         """Send one request (sync): the only place the sync client goes on the wire."""
         call = step.call
         self.log.debug("Media Pocket request %s", call.describe())
         try:
-            return client.request(call.method, step.url or call.path, **self._send_kwargs(step))
+            return _ratelimit.send(self._budget(), functools.partial(
+                client.request, call.method, step.url or call.path, **self._send_kwargs(step)), step.timeout)
         except httpx.TransportError as exc:
             return exc
 
@@ -1006,7 +1029,8 @@ class MediaPocketHook(BaseHook):
         call = step.call
         self.log.debug("Media Pocket request %s", call.describe())
         try:
-            return await client.request(call.method, step.url or call.path, **self._send_kwargs(step))
+            return await _ratelimit.asend(self._budget(), functools.partial(
+                client.request, call.method, step.url or call.path, **self._send_kwargs(step)), step.timeout)
         except httpx.TransportError as exc:
             return exc
 

@@ -47,6 +47,7 @@ class _MediaPocketPollingTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._interval = MIN_INTERVAL
+        self._phase = 0.0
         self._started = 0.0
         self._hook_key = ""
         self.end_time = float(end_time)
@@ -87,8 +88,8 @@ class _MediaPocketPollingTrigger(BaseTrigger):
         the tick, and for the first poll after this wait began (the run or media it waits for was
         made before that; a list taken earlier in the tick would not show it).
         """
-        not_before = max(tick * self._interval, self._started)
-        return await _shared.coalesced(self._hook_key, what, self._interval, not_before, fetch)
+        not_before = max(tick * self._interval + self._phase, self._started)
+        return await _shared.coalesced(self._hook_key, what, self._interval, not_before, fetch, phase=self._phase)
 
     def timeout_event(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -99,17 +100,19 @@ class _MediaPocketPollingTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check at once, then on every wall-clock tick of ``poll_interval`` until done or past the deadline.
 
-        Ticks are aligned (``floor(time / poll_interval)``) so that the triggers watching the same asset
-        poll together and share one request (see :mod:`._shared`), as they share one client.
+        Ticks are aligned (``floor((time - phase) / poll_interval)``, the phase a stable offset per asset)
+        so that the triggers watching the same asset poll together and share one request (see
+        :mod:`._shared`), as they share one client, while different assets poll at different instants.
         """
         self._interval = max(self.poll_interval, MIN_INTERVAL)
+        self._phase = _shared.poll_phase(str(self._ids()["asset_id"]), self._interval)
         self._started = time.time()
         self._hook_key, hook = _shared.acquire(
             self.mediapocket_conn_id, self.hook_params, refresh_every=self._interval
         )
         try:
             while True:
-                tick = math.floor(time.time() / self._interval)
+                tick = math.floor((time.time() - self._phase) / self._interval)
                 try:
                     # Every request of this poll is bounded by the wait's own deadline, so that a slow
                     # answer cannot carry the wait a whole request timeout past it.
@@ -132,7 +135,7 @@ class _MediaPocketPollingTrigger(BaseTrigger):
                 if remaining <= 0:
                     yield _event({**self._ids(), **self.timeout_event()})
                     return
-                next_tick = (tick + 1) * self._interval
+                next_tick = (tick + 1) * self._interval + self._phase
                 await asyncio.sleep(min(max(next_tick - now, 0.0), remaining))
         finally:
             await _shared.release(self._hook_key)

@@ -11,12 +11,14 @@ its tick has passed, not keep every asset's last answer until the connection's l
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.models import DagActionRun
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.triggers import _shared
@@ -34,14 +36,16 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
         yield sb
 
 
-def mid_tick_interval() -> float:
-    """A poll interval of 10 minutes or more whose current tick has most of its length still ahead.
+def mid_tick_interval(asset_id: str) -> float:
+    """A poll interval of 10 minutes or more whose current tick (of ``asset_id``) has most of its length
+    still ahead.
 
-    Ticks are wall-clock aligned (``floor(time / interval)``); the tests below need both triggers in
-    one tick, as in the reported bug, and must not depend on where in the hour they run.
+    Ticks are wall-clock aligned and shifted by the asset's phase (``floor((time - phase) / interval)``);
+    the tests below need both triggers in one tick, as in the reported bug, and must not depend on
+    where in the hour they run.
     """
     now = time.time()
-    return float(next(i for i in range(600, 700) if now % i < i / 2))
+    return float(next(i for i in range(600, 700) if (now - _shared.poll_phase(asset_id, i)) % i < i / 2))
 
 
 async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
@@ -62,8 +66,8 @@ async def stop(task: asyncio.Task[Any]) -> None:
 def test_a_trigger_started_after_the_run_finds_it_although_a_fetch_of_its_tick_predates_the_run(
     sandbox: MediaPocketSandbox, older_fetch: str
 ) -> None:
-    interval = mid_tick_interval()
     asset_id = sandbox.state.add_asset(title="shared runs")["id"]
+    interval = mid_tick_interval(asset_id)
     earlier = sandbox.state.start_run(asset_id, NEVER_ENDING)
     listing = f"/api/v2/assets/{asset_id}/dag_action_runs"
     if older_fetch == "in-flight":
@@ -104,8 +108,8 @@ def test_a_trigger_started_after_the_run_finds_it_although_a_fetch_of_its_tick_p
 def test_an_asset_trigger_never_reports_ready_from_a_snapshot_taken_before_it_started(
     sandbox: MediaPocketSandbox, older_fetch: str
 ) -> None:
-    interval = mid_tick_interval()
     asset_id = sandbox.state.add_asset(title="replaced media")["id"]
+    interval = mid_tick_interval(asset_id)
     sandbox.state.add_media(asset_id, "old.jpg", processed=True)
     target = f"/api/v2/assets/{asset_id}"
     if older_fetch == "in-flight":
@@ -211,8 +215,8 @@ def test_the_fetch_registry_forgets_fetches_whose_tick_has_passed(sandbox: Media
 
 def test_triggers_that_start_together_still_share_their_first_poll(sandbox: MediaPocketSandbox) -> None:
     # Freshness must not cost the sharing: triggers that ask before the fetch is sent all join it.
-    interval = mid_tick_interval()
     asset_id = sandbox.state.add_asset(title="ten waits")["id"]
+    interval = mid_tick_interval(asset_id)
     runs = [sandbox.state.start_run(asset_id, 1) for _ in range(10)]
     for run in runs:
         sandbox.state.set_run_status(run["id"], "completed")
@@ -231,3 +235,71 @@ def test_triggers_that_start_together_still_share_their_first_poll(sandbox: Medi
 
     assert [(p["status"], p["dag_action_run_id"]) for p in payloads] == [("success", str(run["id"])) for run in runs]
     assert len(calls(sandbox, "GET", f"/api/v2/assets/{asset_id}/dag_action_runs")) == 1
+
+
+def test_each_asset_polls_at_its_own_stable_phase_of_the_tick(
+    sandbox: MediaPocketSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Thousands of waits aligned to one wall-clock instant poll in one burst every tick (and stall the
+    # loop); each asset's polls must fall at its own offset in the tick, the same for all its waits.
+    poll = 0.4
+    assets = [sandbox.state.add_asset(title=f"phase {n}")["id"] for n in range(8)]
+    waits = [(a, sandbox.state.start_run(a, NEVER_ENDING)["id"]) for a in assets for _ in range(2)]
+    polled: dict[str, list[float]] = {a: [] for a in assets}
+    original = MediaPocketHook.aget_dag_action_run_listing
+
+    async def recording(self: MediaPocketHook, asset_id: str) -> Any:
+        polled[asset_id].append(time.time())
+        return await original(self, asset_id)
+
+    monkeypatch.setattr(MediaPocketHook, "aget_dag_action_run_listing", recording)
+
+    async def scenario() -> None:
+        tasks = [
+            asyncio.ensure_future(first_payload(MediaPocketDagActionRunTrigger(
+                asset_id=a, dag_action_run_id=r, end_time=time.time() + 60, poll_interval=poll,
+                hook_params=HOOK_PARAMS,
+            )))
+            for a, r in waits
+        ]
+        await until(lambda: all(len(times) >= 4 for times in polled.values()))
+        for task in tasks:
+            await stop(task)
+
+    asyncio.run(scenario())
+
+    offsets = {}
+    for asset_id, times in polled.items():
+        phase = _shared.poll_phase(asset_id, poll)
+        assert phase == _shared.poll_phase(asset_id, poll) and 0 <= phase < poll
+        # After the first poll (at once), every poll is at the asset's phase, and one per tick for both waits.
+        late = [((t - phase) % poll) for t in times[1:]]
+        assert all(lag < 0.15 for lag in late), (asset_id, phase, late)
+        assert len(times) <= 1 + math.ceil((times[-1] - times[0]) / poll) + 1, times
+        offsets[asset_id] = times[-1] % poll
+    # Spread over the tick, not one instant (8 assets: the phases span well over a third of it).
+    assert max(offsets.values()) - min(offsets.values()) > poll / 3, offsets
+
+
+def test_a_finished_fetch_is_forgotten_soon_after_its_answer_even_in_a_long_tick(sandbox: MediaPocketSandbox) -> None:
+    # Held for its whole tick (minutes here), every asset's last listing would stay alive at once.
+    asset_id = sandbox.state.add_asset(title="long tick")["id"]
+    run = sandbox.state.start_run(asset_id, NEVER_ENDING)
+    interval = mid_tick_interval(asset_id)
+    held: list[int] = []
+
+    async def scenario() -> None:
+        trigger = MediaPocketDagActionRunTrigger(
+            asset_id=asset_id, dag_action_run_id=run["id"], end_time=time.time() + 60, poll_interval=interval,
+            hook_params=HOOK_PARAMS,
+        )
+        task = asyncio.ensure_future(first_payload(trigger))
+        await until(lambda: trigger._last_status is not None)  # its first poll is answered
+        held.append(_shared.fetch_count())
+        await until(lambda: _shared.fetch_count() == 0, timeout=5)
+        held.append(_shared.fetch_count())
+        await stop(task)
+
+    asyncio.run(scenario())
+
+    assert held == [1, 0], held
