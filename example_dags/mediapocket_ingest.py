@@ -49,7 +49,7 @@ from airflow_provider_mediapocket.operators.mediapocket import (
     MediaPocketCreateAssetOperator,
     MediaPocketStartDagActionOperator,
 )
-from airflow_provider_mediapocket.policies.mediapocket import MediaPocketRetryPolicy
+from airflow_provider_mediapocket.policies.mediapocket import HAS_RETRY_POLICIES, MediaPocketRetryPolicy
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor
 
 DEFAULT_MANIFEST = [
@@ -109,7 +109,9 @@ def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
     max_active_runs=1,
     tags=["mediapocket", "example"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=10), "retry_policy": MediaPocketRetryPolicy()},
+    # Retry policies arrived in Airflow 3.3; before that the task's plain retries apply.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10),
+                  **({"retry_policy": MediaPocketRetryPolicy()} if HAS_RETRY_POLICIES else {})},
     params={
         "manifest": Param(
             DEFAULT_MANIFEST, type="array", items=MANIFEST_ITEM_SCHEMA, minItems=1,
