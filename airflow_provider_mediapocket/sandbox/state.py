@@ -278,9 +278,14 @@ class SandboxState:
                 "updated_at": ts,
                 "event_targets": [{"target_type": k, "target": self._target(k, r)} for k, r in targets],
             }
+            feeds = [(kind, ref) for kind, ref in targets if kind != "User"]
+            # A project's feed also shows what happens to the assets in it (an event feed of the project).
             for kind, ref in targets:
-                if kind != "User":
-                    self._history.setdefault((kind, ref), []).append(event)
+                parent = self._assets[ref]["project_id"] if kind == "Asset" and ref in self._assets else None
+                if parent is not None and ("Project", parent) not in feeds:
+                    feeds.append(("Project", parent))
+            for feed in feeds:
+                self._history.setdefault(feed, []).append(event)
             return event
 
     def history_page(self, kind: str, obj_id: str, cursor: str) -> JSON:
