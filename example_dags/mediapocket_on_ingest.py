@@ -1,0 +1,92 @@
+"""Event-driven: start a Media Pocket DAG action on every asset whose ingest finished in the ingest project.
+
+**What it does.** The DAG is scheduled on the Airflow asset `mediapocket_ingest_finished`, whose watcher
+(`MediaPocketHistoryEventTrigger`, on the triggerer) follows the history feed of the ingest project and
+fires once per new `ASSET_FINISHED_INGEST` event. Each run:
+
+1. `ingested_assets`: reads the triggering events (`triggering_asset_events`; their payload names the
+   history event and the asset) and lists the assets, once each;
+2. `run_dag_action`: starts the DAG action `dag_action_name` on each of them and waits for its run
+   (one mapped task instance per asset).
+
+Events that arrive while the scheduler is busy may be delivered together in one run: every event is in
+exactly one run. The watcher keeps its place in the feed in Airflow's asset state store, so a restarted
+triggerer resumes where it stopped (see the README for the delivery guarantees).
+
+**Setup.** Set the environment variable `MEDIAPOCKET_INGEST_PROJECT_ID` (of the scheduler, DAG processor
+and triggerer) to the id of the ingest project (the one `mediapocket_ingest` fills). Without it the
+asset has no watcher and the DAG runs only when triggered by hand. Connection: `mediapocket_default`.
+
+**Triggered by hand** (conf `{"asset_ids": ["..."]}`): starts the DAG action on the assets listed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, AssetWatcher, Param, dag, task
+
+from airflow_provider_mediapocket.operators.mediapocket import MediaPocketStartDagActionOperator
+from airflow_provider_mediapocket.triggers.history import MediaPocketHistoryEventTrigger
+
+INGEST_PROJECT_ID = os.environ.get("MEDIAPOCKET_INGEST_PROJECT_ID", "").strip()
+#: How often the watcher reads the project's history (seconds); the deployment test sets it lower.
+POLL_SECONDS = float(os.environ.get("MEDIAPOCKET_ON_INGEST_POLL_SECONDS", "30"))
+
+ingest_finished = Asset(
+    name="mediapocket_ingest_finished",
+    watchers=[
+        AssetWatcher(
+            name="mediapocket_ingest_project_history",
+            trigger=MediaPocketHistoryEventTrigger(
+                project_id=INGEST_PROJECT_ID, event_types=["ASSET_FINISHED_INGEST"], poll_interval=POLL_SECONDS,
+            ),
+        )
+    ] if INGEST_PROJECT_ID else [],
+)
+
+
+def assets_of(events: Any, asset_ids: list[str]) -> list[str]:
+    """The assets named by the triggering history events (each once, in event order), else ``asset_ids``."""
+    found: list[str] = []
+    for asset_events in (events or {}).values():
+        for event in asset_events:
+            payload = (event.extra or {}).get("payload") or {}
+            if payload.get("event_type") == "ASSET_FINISHED_INGEST":
+                found.extend(asset_id for asset_id in payload.get("asset_ids", []) if asset_id not in found)
+    return found or [str(asset_id) for asset_id in asset_ids]
+
+
+@dag(
+    dag_id="mediapocket_on_ingest",
+    schedule=[ingest_finished],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["mediapocket", "example"],
+    doc_md=__doc__,
+    params={
+        "asset_ids": Param([], type="array", items={"type": "string"}, title="Asset ids",
+                           description="For a run by hand: the assets to start the DAG action on"),
+        "dag_action_name": Param("Transcode", type="string", minLength=1, title="DAG action name",
+                                 description="The Media Pocket DAG action started on each asset"),
+    },
+)
+def mediapocket_on_ingest() -> None:
+    @task
+    def ingested_assets(params: dict[str, Any], triggering_asset_events: Any = None) -> list[str]:
+        """The assets whose ingest finished (from the triggering events), or ``asset_ids`` for a run by hand."""
+        assets = assets_of(triggering_asset_events, params["asset_ids"])
+        print(f"Assets to process: {assets}")
+        return assets
+
+    MediaPocketStartDagActionOperator.partial(
+        task_id="run_dag_action",
+        dag_action_name="{{ params.dag_action_name }}",
+        poll_interval=3,
+        timeout=timedelta(hours=1),
+    ).expand(asset_id=ingested_assets())
+
+
+mediapocket_on_ingest()
