@@ -5,13 +5,16 @@
 fires once per new `ASSET_FINISHED_INGEST` event. Each run:
 
 1. `ingested_assets`: reads the triggering events (`triggering_asset_events`; their payload names the
-   history event and the asset) and lists the assets, once each;
+   history event and the asset) and lists their assets, skipping a history event an earlier run handled
+   (the watcher delivers at least once: see below);
 2. `run_dag_action`: starts the DAG action `dag_action_name` on each of them and waits for its run
    (one mapped task instance per asset).
 
-Events that arrive while the scheduler is busy may be delivered together in one run: every event is in
-exactly one run. The watcher keeps its place in the feed in Airflow's asset state store, so a restarted
-triggerer resumes where it stopped (see the README for the delivery guarantees).
+Events that arrive while the scheduler is busy may be delivered together in one run. The watcher keeps
+its place in the feed in Airflow's asset state store, so a restarted triggerer resumes where it stopped;
+events stored in the last second or so before a triggerer crash may be delivered again, and this DAG
+skips them by history event id (kept in the same asset's state store), so that each ingest-finished
+event starts the DAG action once. `max_active_runs=1` keeps the runs in event order.
 
 **Setup.** Set the environment variable `MEDIAPOCKET_INGEST_PROJECT_ID` (of the scheduler, DAG processor
 and triggerer) to the id of the ingest project (the one `mediapocket_ingest` fills). Without it the
@@ -48,20 +51,48 @@ ingest_finished = Asset(
 )
 
 
-def assets_of(events: Any, asset_ids: list[str]) -> list[str]:
-    """The assets named by the triggering history events (each once, in event order), else ``asset_ids``."""
+#: Where the DAG keeps the newest history event it has handled (in the watched asset's state store).
+HANDLED_KEY = "mediapocket_on_ingest_handled"
+
+
+def assets_of(
+    events: Any, asset_ids: list[str], handled: dict[str, Any] | None = None, run_id: str = "",
+) -> tuple[list[str], dict[str, Any] | None]:
+    """The assets to process and the new ``handled`` mark.
+
+    The assets are those of the triggering ``ASSET_FINISHED_INGEST`` events (each once, in event order)
+    newer than the last event an earlier run handled; without triggering events, ``asset_ids`` (a run by
+    hand, which leaves the mark alone). The watcher delivers each history event at least once: after a
+    triggerer crash the events stored in the last second or so before it are delivered again, with ids at
+    or below the mark, and are skipped here. ``handled`` is ``{"event_id", "run_id", "previous"}``: a
+    re-run of the run that set it compares with ``previous`` instead, so that it redoes its own events.
+    """
+    mark = handled or {}
+    bound = int(mark.get("previous", 0) if mark.get("run_id") == run_id else mark.get("event_id", 0))
     found: list[str] = []
+    newest = bound
+    seen_events = False
     for asset_events in (events or {}).values():
         for event in asset_events:
             payload = (event.extra or {}).get("payload") or {}
-            if payload.get("event_type") == "ASSET_FINISHED_INGEST":
-                found.extend(asset_id for asset_id in payload.get("asset_ids", []) if asset_id not in found)
-    return found or [str(asset_id) for asset_id in asset_ids]
+            if payload.get("event_type") != "ASSET_FINISHED_INGEST":
+                continue
+            seen_events = True
+            event_id = int(payload["event_id"])
+            if event_id <= bound:
+                print(f"History event {event_id} was handled by an earlier run: skipped")
+                continue
+            newest = max(newest, event_id)
+            found.extend(asset_id for asset_id in payload.get("asset_ids", []) if asset_id not in found)
+    if not seen_events:
+        return [str(asset_id) for asset_id in asset_ids], None
+    return found, {"event_id": newest, "run_id": run_id, "previous": bound}
 
 
 @dag(
     dag_id="mediapocket_on_ingest",
     schedule=[ingest_finished],
+    max_active_runs=1,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["mediapocket", "example"],
@@ -74,10 +105,17 @@ def assets_of(events: Any, asset_ids: list[str]) -> list[str]:
     },
 )
 def mediapocket_on_ingest() -> None:
-    @task
-    def ingested_assets(params: dict[str, Any], triggering_asset_events: Any = None) -> list[str]:
-        """The assets whose ingest finished (from the triggering events), or ``asset_ids`` for a run by hand."""
-        assets = assets_of(triggering_asset_events, params["asset_ids"])
+    @task(inlets=[ingest_finished])
+    def ingested_assets(
+        params: dict[str, Any], run_id: str, triggering_asset_events: Any = None, asset_state_store: Any = None,
+    ) -> list[str]:
+        """The assets whose ingest finished (from the triggering events, each history event once), or
+        ``asset_ids`` for a run by hand."""
+        state = asset_state_store[ingest_finished] if asset_state_store is not None else None
+        handled = state.get(HANDLED_KEY) if state is not None else None
+        assets, mark = assets_of(triggering_asset_events, params["asset_ids"], handled, run_id)
+        if mark is not None and state is not None:
+            state.set(HANDLED_KEY, mark)
         print(f"Assets to process: {assets}")
         return assets
 

@@ -41,18 +41,26 @@ def test_the_asset_is_watched_in_the_ingest_project(monkeypatch: pytest.MonkeyPa
     assert load(monkeypatch, None).ingest_finished.watchers == []
 
 
-def test_assets_are_read_from_the_triggering_events_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_assets_are_read_from_the_triggering_events_each_history_event_once(monkeypatch: pytest.MonkeyPatch) -> None:
     module = load(monkeypatch, None)
 
-    def event(event_type: str, *assets: str) -> SimpleNamespace:
-        return SimpleNamespace(extra={"from_trigger": True, "payload": {"event_type": event_type,
-                                                                         "asset_ids": list(assets)}})
+    def event(event_id: int, event_type: str, *assets: str) -> SimpleNamespace:
+        payload = {"event_id": str(event_id), "event_type": event_type, "asset_ids": list(assets)}
+        return SimpleNamespace(extra={"from_trigger": True, "payload": payload})
 
-    events = {"mediapocket_ingest_finished": [
-        event("ASSET_FINISHED_INGEST", "a1"), event("ASSET_ADDED", "zz"), event("ASSET_FINISHED_INGEST", "a2", "a1"),
+    first = {"mediapocket_ingest_finished": [
+        event(5, "ASSET_FINISHED_INGEST", "a1"), event(6, "ASSET_ADDED", "zz"), event(8, "ASSET_FINISHED_INGEST", "a2"),
     ]}
-    assert module.assets_of(events, ["manual"]) == ["a1", "a2"]
-    assert module.assets_of({}, ["manual"]) == ["manual"]
+    assets, mark = module.assets_of(first, ["manual"], None, "run-1")
+    assert (assets, mark) == (["a1", "a2"], {"event_id": 8, "run_id": "run-1", "previous": 0})
+    # A triggerer crash delivers event 8 again, with a new one: only the new one is processed.
+    again = {"mediapocket_ingest_finished": [event(8, "ASSET_FINISHED_INGEST", "a2"),
+                                              event(9, "ASSET_FINISHED_INGEST", "a3")]}
+    assets, mark2 = module.assets_of(again, ["manual"], mark, "run-2")
+    assert (assets, mark2) == (["a3"], {"event_id": 9, "run_id": "run-2", "previous": 8})
+    # Re-running run-2 (cleared by hand) redoes its own events; a run by hand uses its asset ids.
+    assert module.assets_of(again, [], mark2, "run-2") == (["a3"], {"event_id": 9, "run_id": "run-2", "previous": 8})
+    assert module.assets_of({}, ["manual"], mark2, "run-3") == (["manual"], None)
 
 
 @pytest.fixture
