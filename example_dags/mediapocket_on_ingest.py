@@ -97,6 +97,9 @@ def assets_of(
     catchup=False,
     tags=["mediapocket", "example"],
     doc_md=__doc__,
+    # A retry of run_dag_action re-attaches to the run it started (no second run). Retries also absorb
+    # Airflow 3.3.2 failing a task that resumed from deferral on a stale executor event (apache/airflow#72716).
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     params={
         "asset_ids": Param([], type="array", items={"type": "string"}, title="Asset ids",
                            description="For a run by hand: the assets to start the DAG action on"),

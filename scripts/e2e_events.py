@@ -162,37 +162,57 @@ def run_event_checks(
     waves = {"first": _wave(h, project_id, "first", per_wave)}
 
     def fired(count: int) -> Callable[[], bool]:
-        return lambda: len({_event_id(e) for e in _asset_events(h)}) >= count
+        # From the triggerer's log: Airflow 3.3.2's /api/v2/assets/events answers 500 while a DAG run it
+        # created is still queued (AssetEventResponse.created_dagruns[].start_date is None).
+        return lambda: len(set(FIRED.findall(h.triggerer_log()))) >= count
 
     wait(f"{per_wave} ingest-finished events to fire", fired(per_wave), timeout, h.alive)
+    fired_first = set(FIRED.findall(h.triggerer_log()))
     waves["second"] = _wave(h, project_id, "second", per_wave)
     # Kill as soon as the second wave starts to fire: mid-stream, with its other events still to come.
     wait("the second wave to start firing", fired(per_wave + 1), timeout, h.alive, every=0.2)
     killed = h.triggerer_pid()
     os.killpg(killed, signal.SIGKILL)
     # What the killed triggerer fired: only these may fire again (their cursor write may have been lost).
-    fired_before_kill = set(FIRED.findall(h.triggerer_log()))
+    fired_before_kill = set(FIRED.findall(h.triggerer_log())) | fired_first
     report(f"triggerer {killed} killed with SIGKILL mid-stream, after firing {len(fired_before_kill)} events",
            triggerer_killed=killed)
     h.start_triggerer()
     waves["third"] = _wave(h, project_id, "third", per_wave)
     total = 3 * per_wave
 
-    def all_ingested() -> bool:
-        return len(_finished_ingests(h, project_id, baseline)) >= total
+    def all_ingested() -> list[str] | None:
+        done = _finished_ingests(h, project_id, baseline)
+        return done if len(done) >= total else None
 
-    wait("every asset's ingest to finish in the sandbox", all_ingested, timeout, h.alive)
-    wait(f"{total} ingest-finished events to fire", fired(total), timeout, h.alive)
-
-    def runs_done() -> list[dict[str, Any]] | None:
+    def settled() -> tuple[list[dict[str, Any]], set[int], set[int]] | None:
+        """Every run finished and every expected event stored: (runs, stored ids, consumed ids)."""
         runs = h.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100", None)["dag_runs"]
-        consumed = set()
-        for run in runs:
-            consumed.update(event["id"] for event in _run_events(h, run))
-        finished = all(run["state"] in ("success", "failed") for run in runs)
-        return runs if finished and consumed >= {e["id"] for e in _asset_events(h)} else None
+        if not all(run["state"] in ("success", "failed") for run in runs):
+            return None
+        try:  # (the 3.3.2 listing bug above: a run created meanwhile may still be queued)
+            consumed = {event["id"] for run in runs for event in _run_events(h, run)}
+            stored = _asset_events(h)
+        except Exception:
+            return None
+        if not set(expected) <= {_event_id(e) for e in stored}:
+            return None
+        return runs, {e["id"] for e in stored}, consumed
 
-    runs = wait("every asset event to be consumed by a finished DAG run", runs_done, timeout, h.alive, every=2.0)
+    flushes = 0
+    while True:
+        expected = wait("every asset's ingest to finish in the sandbox", all_ingested, timeout, h.alive)
+        runs, stored, consumed = wait("every event stored and every DAG run finished", settled, timeout, h.alive,
+                                      every=2.0)
+        if stored <= consumed or flushes == 3:
+            break
+        # Airflow 3.3.2 race: an event stored after the scheduler read the DAG's asset queue row and before
+        # it deleted it is neither in that run nor queued again; it waits for the next event. Send one.
+        flushes += 1
+        total += 1
+        waves[f"flush-{flushes}"] = _wave(h, project_id, f"flush-{flushes}", 1)
+    report(f"events left waiting for a next event by the scheduler (Airflow race): flushed {flushes} time(s)",
+           scheduler_flushes=flushes)
 
     expected = _finished_ingests(h, project_id, baseline)
     asset_events = _asset_events(h)
