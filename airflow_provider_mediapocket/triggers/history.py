@@ -52,6 +52,7 @@ from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._lazy import lazy_module
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocketValidationError
+from airflow_provider_mediapocket.waiting import normalise_statuses
 
 if TYPE_CHECKING:
     from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
@@ -93,20 +94,8 @@ def _event_id(event: HistoryEvent) -> int:
 
 
 def _normalise_event_types(event_types: Iterable[str] | str) -> list[str]:
-    if isinstance(event_types, str):
-        event_types = [part for part in event_types.split(",") if part.strip()]
-    result: set[str] = set()
-    for value in event_types:
-        if not isinstance(value, str) or not value.strip():
-            raise MediaPocketValidationError(
-                f"Invalid parameter 'event_types': every event type must be a non-empty string (got {value!r})"
-            )
-        result.add(value.strip().upper())
-    if not result:
-        raise MediaPocketValidationError(
-            "Invalid parameter 'event_types': give at least one event type, e.g. ['ASSET_FINISHED_INGEST']"
-        )
-    return sorted(result)
+    """Upper-cased, sorted event types; the checks (non-empty strings, at least one) are the status lists'."""
+    return sorted({value.upper() for value in normalise_statuses("event_types", event_types, frozenset())})
 
 
 def _positive(name: str, value: Any) -> float:
