@@ -264,6 +264,11 @@ def main() -> int:  # pragma: no cover - run by hand / make e2e
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import e2e_deployment as harness
 
+    def _interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup below must not be interrupted
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the deployment in the finally block
     home = Path(tempfile.mkdtemp(prefix="mediapocket-e2e-events-"))
     lines: list[str] = []
 
