@@ -374,3 +374,23 @@ def test_shared_filter_skips_a_gap_asks_for_a_reread_and_takes_the_events_in_fee
     assert rewinds == [5]  # asked once to read again after 5 (at the start; the gap needs no second ask)
     assert fired == ["6", "9"]  # not 9 first (events 6 and 8 were missed), and 9 once
     assert [w for w in sent if made in w.owed] == [sent[1], sent[2], sent[3]]  # cursor writes owed in order
+
+
+def test_one_trigger_for_several_watched_assets_keeps_the_cursor_in_each() -> None:
+    """Airflow runs one trigger for identical watchers of several assets: every asset keeps the cursor,
+    and the furthest one wins (an asset added later has none yet)."""
+    first, added_later = FakeAssetStore(), FakeAssetStore()
+    accessors = type("Accessors", (), {})()
+    accessors._by_name = {"one": first, "two": added_later}  # what AssetStateStoreAccessors holds
+    made = trigger(None, project_id="p")
+    made.asset_state_store = accessors
+    first.data[made.cursor_key()] = "5"
+
+    async def scenario() -> int | None:
+        loaded = await made._load_cursor()
+        await made.save_cursor(9)
+        await made.save_cursor(7)  # never backwards
+        return loaded
+
+    assert asyncio.run(scenario()) == 5
+    assert first.data[made.cursor_key()] == added_later.data[made.cursor_key()] == "9"
