@@ -19,7 +19,9 @@ starts a new one. It then checks, from Airflow's REST API and the sandbox's hist
    started exactly once on each asset whose ingest finished (the DAG skips repeated history events) and
    on no other asset.
 
-Stdlib only. Facts go to ``report(line, **facts)``.
+Stdlib and the project's testing toolkit. Facts go to ``report(line, **facts)`` (``Report.add``); ``main()``
+(``make e2e`` through ``tests/deployment/test_events_deployment.py``) writes them to
+``build/e2e-events/report.json``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 DAG_ID = "mediapocket_on_ingest"
@@ -255,83 +258,81 @@ def run_event_checks(
         raise EventCheckFailure(f"event-driven DAG: {problems or f'expected {total} ingest events'}")
 
 
-def main() -> int:  # pragma: no cover - run by hand / make e2e
-    """Start a deployment with the harness of ``e2e_deployment.py`` and run the event checks on it."""
+DEFAULT_REPORT = Path("build/e2e-events/report.json")
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - run by make e2e
+    """Start a deployment with the testing toolkit (as ``e2e_deployment.py`` does) and run the event checks."""
+    import argparse
+    import secrets
     import sys
     import tempfile
-    from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import e2e_deployment as harness
 
-    def _interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup below must not be interrupted
-        raise KeyboardInterrupt(f"signal {signum}")
+    from airflow_provider_mediapocket.testing import MigrationError, migrate
+    from airflow_provider_mediapocket.testing.api import Api
+    from airflow_provider_mediapocket.testing.common import DeploymentError, Interrupted, handle_interrupts
+    from airflow_provider_mediapocket.testing.deployment import STARTUP_TIMEOUT
+    from airflow_provider_mediapocket.testing.report import Report, finish
 
-    signal.signal(signal.SIGTERM, _interrupt)  # stop the deployment in the finally block
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--keep-home", action="store_true", help="keep the throwaway AIRFLOW_HOME")
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT, help=f"JSON report (default {DEFAULT_REPORT})")
+    args = parser.parse_args(argv)
+    handle_interrupts()
     home = Path(tempfile.mkdtemp(prefix="mediapocket-e2e-events-"))
-    lines: list[str] = []
-
-    def report(line: str, **facts: Any) -> None:
-        lines.append(line + (f" {json.dumps(facts)}" if facts else ""))
-        harness.log(line)
-
-    api_port, sandbox_port = harness.free_port(), harness.free_port()
-    api_key = f"e2e-key-{os.urandom(8).hex()}"
-    env = harness.build_env(home, api_port, sandbox_port, api_key)
-    deployment = harness.Deployment(home, env)
-    code = 1
+    report = Report("e2e events")
+    code, error = 1, None
     try:
-        harness.run_migrate(env, home)
-        sandbox = deployment.start("sandbox", [
-            sys.executable, "-m", "airflow_provider_mediapocket.sandbox", "--port", str(sandbox_port),
-            "--api-key", api_key, "--media-processing-seconds", "4", "--dag-action-run-seconds", "2",
-        ])
-        harness.wait_for("the sandbox", lambda: "listening on" in sandbox.log_path.read_text(errors="replace"),
-                         30, 0.2, deployment.check_alive)
-        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        project_id = prepare_project(sandbox_url, api_key)
-        env.update({"MEDIAPOCKET_INGEST_PROJECT_ID": project_id, "MEDIAPOCKET_ON_INGEST_POLL_SECONDS": "2",
-                    # Asset-triggered runs are created only when the scheduler schedules (no other DAG is
-                    # unpaused here, so nothing else runs).
-                    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True"})
-        deployment.start("api-server", harness.airflow_argv("api-server", "--host", "127.0.0.1", "--port",
-                                                            str(api_port), "--workers", "1"))
-        deployment.start("scheduler", harness.airflow_argv("scheduler", "--skip-serve-logs"))
-        deployment.start("dag-processor", harness.airflow_argv("dag-processor"))
-        triggerers = [deployment.start("triggerer", harness.airflow_argv("triggerer", "--skip-serve-logs"))]
-        api = harness.Api(f"http://127.0.0.1:{api_port}")
-        harness.wait_for("the api-server", lambda: api.request("GET", "/api/v2/monitor/health", auth=False)[0] == 200,
-                         240, 0.5, deployment.check_alive)
-        api.login()
-        harness.wait_for(f"{DAG_ID} to be parsed", lambda: api.request("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200,
-                         240, 0.5, deployment.check_alive)
+        api_key = f"e2e-key-{secrets.token_hex(12)}"
+        # Asset-triggered runs are created only when the scheduler schedules; no other DAG is unpaused.
+        deployment, sandbox = harness.prepare(home, api_key, overrides={
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True", "MEDIAPOCKET_ON_INGEST_POLL_SECONDS": "2",
+        })
+        try:
+            migrate(deployment.env, log_path=deployment.proc_logs / "db-migrate.log")
+            deployment.start_sandbox(sandbox.port, api_key, media_processing_seconds=4, dag_action_run_seconds=2)
+            sandbox_url = f"http://127.0.0.1:{sandbox.port}"
+            # The DAG file reads the project at parse time: make it before the dag-processor starts.
+            project_id = prepare_project(sandbox_url, api_key)
+            deployment.env["MEDIAPOCKET_INGEST_PROJECT_ID"] = project_id
+            for component in harness.COMPONENTS:
+                deployment.start(component)
+            api = Api(deployment.api_url)
+            api.wait_ready(timeout=STARTUP_TIMEOUT, alive=deployment.check_alive, dag_ids=[DAG_ID])
+            triggerers = [deployment.proc("triggerer")]
 
-        def start_triggerer() -> None:
-            deployment.procs.remove(triggerers[-1])  # killed on purpose: not an early exit
-            triggerers.append(deployment.start(f"triggerer-{len(triggerers) + 1}",
-                                               harness.airflow_argv("triggerer", "--skip-serve-logs")))
+            def start_triggerer() -> None:
+                deployment.procs.remove(triggerers[-1])  # killed on purpose (its whole group): not an early exit
+                triggerers.append(deployment.start("triggerer", name=f"triggerer-{len(triggerers) + 1}"))
 
-        handles = Handles(
-            api=lambda method, path, body: api.ok(method, path, body),
-            triggerer_log=lambda: triggerers[-1].log_path.read_text(errors="replace"),
-            triggerer_pid=lambda: triggerers[-1].popen.pid,
-            start_triggerer=start_triggerer,
-            alive=deployment.check_alive,
-            sandbox_url=sandbox_url,
-            api_key=api_key,
-        )
-        run_event_checks(handles, project_id, report)
-        code = 0
-    except (EventCheckFailure, harness.E2EFailure) as exc:
+            handles = Handles(
+                api=lambda method, path, body: api.ok(method, path, body),
+                triggerer_log=lambda: triggerers[-1].text(),
+                triggerer_pid=lambda: triggerers[-1].popen.pid,
+                start_triggerer=start_triggerer,
+                alive=deployment.check_alive,
+                sandbox_url=sandbox_url,
+                api_key=api_key,
+            )
+            run_event_checks(handles, project_id, report.add)
+            harness.key_absent(deployment, api_key, report)
+            code = 0
+        finally:
+            left = harness.stop(deployment, report)
+            if left and code == 0:
+                code, error = 1, f"processes left running after the stop: {left}"
+            if code != 0:
+                deployment.print_tails()
+    except (EventCheckFailure, DeploymentError, MigrationError) as exc:
+        error = str(exc)
         print(f"\nE2E EVENTS FAILED: {exc}", flush=True)
+    except Interrupted as exc:
+        error, code = f"interrupted ({exc})", 130
     finally:
-        deployment.stop_all()
-        for proc in triggerers[:-1] if "triggerers" in locals() else []:
-            proc.popen.wait(timeout=30)
-        if code:
-            deployment.print_tails()
-        harness.finish("e2e events", lines, code, home, keep_home=code != 0)
+        finish(report, code, home, keep_home=args.keep_home, path=args.report, error=error)
     return code
 
 
