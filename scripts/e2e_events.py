@@ -44,6 +44,8 @@ ASSET_NAME = "mediapocket_ingest_finished"
 INGEST = "ASSET_FINISHED_INGEST"
 WATCHER_STARTED = "Following projects/"
 HTTP_TIMEOUT = 30.0
+#: How long stored events may wait for their DAG run before the check sends a flush event (seconds).
+SCHEDULER_GRACE = 30.0
 #: A history event id in the triggerer's "Trigger fired event" log line.
 FIRED = re.compile(r"Trigger fired event.*?'event_id': '(\d+)'")
 
@@ -209,6 +211,12 @@ def run_event_checks(
                                       every=2.0)
         if stored <= consumed or flushes == 3:
             break
+        try:  # the scheduler may just not have made the run yet: give it a few loops
+            runs, stored, consumed = wait("a DAG run for the stored events", lambda: (
+                (state := settled()) is not None and state[1] <= state[2] and state), SCHEDULER_GRACE, h.alive, 2.0)
+            break
+        except EventCheckFailure:
+            pass
         # Airflow 3.3.2 race: an event stored after the scheduler read the DAG's asset queue row and before
         # it deleted it is neither in that run nor queued again; it waits for the next event. Send one.
         flushes += 1
