@@ -34,7 +34,9 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.hooks.mediapocket"]}],
         "operators": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.operators.mediapocket"]}],
         "sensors": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.sensors.mediapocket"]}],
-        "triggers": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.triggers.mediapocket"]}],
+        "triggers": [{"integration-name": "Media Pocket", "python-modules": [
+            f"{_PKG}.triggers.mediapocket", f"{_PKG}.triggers.history",
+        ]}],
         # mediapocket://<host>/assets/<id> and mediapocket://<host>/projects/<id> (see assets.py).
         "asset-uris": [
             {

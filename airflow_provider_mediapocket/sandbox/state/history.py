@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -40,13 +40,19 @@ class History:
         self.clock = clock
         self.page_size = page_size
         self._events: dict[tuple[str, str], list[Event]] = {}
+        #: the project an asset is in (set by the store): a project's feed also shows its assets' events
+        self.project_of: Callable[[str], str | None] = lambda asset_id: None
 
     def record(self, event_type: str, user_id: int, targets: Iterable[Target], at: float | None = None) -> Event:
         """Append an event to the history of each tracked target."""
         event = Event(self.clock.next("event"), user_id, event_type, self.clock.stamp(at), tuple(targets))
+        feeds = [(t.type, t.ref) for t in event.targets if t.tracked]
         for target in event.targets:
-            if target.tracked:
-                self._events.setdefault((target.type, target.ref), []).append(event)
+            parent = self.project_of(target.ref) if target.type == "Asset" else None
+            if parent is not None and ("Project", parent) not in feeds:
+                feeds.append(("Project", parent))
+        for feed in feeds:
+            self._events.setdefault(feed, []).append(event)
         return event
 
     def page(self, type_name: str, obj_id: str, cursor: str) -> JSON:

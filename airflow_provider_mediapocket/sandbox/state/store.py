@@ -34,6 +34,7 @@ class Store:
         self.users = Users(self.clock)
         self.external_ids = ExternalIds()
         self.assets = Assets(self.clock, self.history, self.external_ids, self.users, self.new_id)
+        self.history.project_of = self._project_of
         self.projects = Projects(self.clock, self.history, self.external_ids, self.users, self.new_id)
         self.media = MediaFiles(self.clock, self.assets, media_processing_seconds)
         self.collections = Collections(self.clock, self.assets)
@@ -42,6 +43,10 @@ class Store:
         self.projects.on_delete.append(self._orphan)
         #: the assets and the projects by path segment ("assets", "projects")
         self.catalogs: dict[str, Catalog[Any]] = {c.kind.segment: c for c in (self.assets, self.projects)}
+
+    def _project_of(self, asset_id: str) -> str | None:
+        asset = self.assets.items.get(asset_id)
+        return asset.project_id if asset is not None else None
 
     def new_id(self) -> str:
         """A fresh random id, unused by any asset, project or collection."""
