@@ -35,6 +35,18 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.operators.mediapocket"]}],
         "sensors": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.sensors.mediapocket"]}],
         "triggers": [{"integration-name": "Media Pocket", "python-modules": [f"{_PKG}.triggers.mediapocket"]}],
+        # mediapocket://<host>/assets/<id> and mediapocket://<host>/projects/<id> (see assets.py).
+        "asset-uris": [
+            {
+                "schemes": ["mediapocket"],
+                "handler": f"{_PKG}.assets.sanitize_uri",
+                "factory": f"{_PKG}.assets.create_asset",
+                "to_openlineage_converter": f"{_PKG}.assets.convert_asset_to_openlineage",
+            }
+        ],
+        "notifications": [f"{_PKG}.notifications.mediapocket.MediaPocketNotifier"],
+        # Airflow 3.3's provider info schema has no key for retry policies: MediaPocketRetryPolicy
+        # (policies/mediapocket.py) is imported by DAGs directly.
         "extra-links": [
             f"{_PKG}.links.mediapocket.MediaPocketAssetLink",
             f"{_PKG}.links.mediapocket.MediaPocketDagActionRunLink",
@@ -64,6 +76,12 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "UI base URL",
                         "description": "Where the extra links point (an absolute http(s) URL). "
                         "Default: the Base URL.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "s3_bucket": {
+                        "label": "S3 bucket (lineage)",
+                        "description": "The bucket Media Pocket takes s3_key media from; only names the "
+                        "OpenLineage inputs (s3://<bucket>/<key>). Optional.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "retry_backoff": {

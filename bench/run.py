@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -72,9 +73,9 @@ def record(name: str, value: float, target: str, ok: bool, detail: str) -> None:
 
 
 def use_connection(base_url: str) -> None:
-    os.environ["AIRFLOW_CONN_MEDIAPOCKET_DEFAULT"] = json.dumps(
-        {"conn_type": "mediapocket", "host": base_url, "password": KEY, "extra": {"retry_backoff": 0.05}}
-    )
+    """``mediapocket_default`` points at the sandbox (in this process or its own) listening at ``base_url``."""
+    port = urllib.parse.urlsplit(base_url).port
+    os.environ.update(MediaPocketSandbox(api_key=KEY, port=port or 0).airflow_connection_env())
 
 
 @contextmanager

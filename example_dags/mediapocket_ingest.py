@@ -15,6 +15,12 @@ mapping, one mapped task instance per item, named after the item's title):
 Re-running is safe: every item carries an `external_id`, so an asset that already exists in the project is
 picked up instead of created again, and task retries re-attach to what the failed try created.
 
+**Downstream.** `create_asset` emits an Airflow asset event per asset, on `mediapocket://<host>/assets/<id>`
+and on the project's `mediapocket://<host>/projects/<id>` (through the asset alias `mediapocket_ingest`),
+so a DAG scheduled on the project runs after each ingest (see `mediapocket_project_downstream`). A DAG
+action that fails for good leaves a comment on its asset in Media Pocket (`MediaPocketNotifier`); every
+task retries only what can succeed later (`MediaPocketRetryPolicy`: not a 404 or a rejected parameter).
+
 **Connection.** `mediapocket_default` (type *Media Pocket*): Base URL, API Key, and on Airflow 3.3.2 the
 Port too (for the Test button). The waits are deferrable when `[operators] default_deferrable` is true:
 they then run on the triggerer and free the worker slot.
@@ -33,15 +39,17 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetAlias, Param, dag, task
 
 from airflow_provider_mediapocket.bulk import validate_items
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
+from airflow_provider_mediapocket.notifications.mediapocket import MediaPocketNotifier
 from airflow_provider_mediapocket.operators.mediapocket import (
     MediaPocketCreateAssetOperator,
     MediaPocketStartDagActionOperator,
 )
+from airflow_provider_mediapocket.policies.mediapocket import MediaPocketRetryPolicy
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor
 
 DEFAULT_MANIFEST = [
@@ -72,6 +80,13 @@ MANIFEST_ITEM_SCHEMA: dict[str, Any] = {
 #: What the mapped tasks are called in the UI instead of 0, 1, 2: the item's title.
 ITEM_TITLE = "{{ task.title }}"
 CREATED_TITLE = "{{ (ti.xcom_pull(task_ids='create_asset', map_indexes=ti.map_index) or {}).get('title', '') }}"
+#: Where create_asset's asset events go: the alias resolves to each asset's and its project's mediapocket:// URI.
+INGEST_EVENTS = AssetAlias("mediapocket_ingest")
+#: Comment left on an asset whose DAG action failed for good (after the task's retries).
+FAILED_ACTION_COMMENT = (
+    "Airflow: DAG action {{ params.dag_action_name }} failed in DAG {{ dag.dag_id }}, run {{ run_id }} "
+    "(try {{ ti.try_number }}): {{ exception }}"
+)
 
 
 def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
@@ -94,7 +109,7 @@ def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
     max_active_runs=1,
     tags=["mediapocket", "example"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10), "retry_policy": MediaPocketRetryPolicy()},
     params={
         "manifest": Param(
             DEFAULT_MANIFEST, type="array", items=MANIFEST_ITEM_SCHEMA, minItems=1,
@@ -146,7 +161,7 @@ def mediapocket_ingest() -> None:
 
     project = ensure_project()
     created = MediaPocketCreateAssetOperator.partial(
-        task_id="create_asset", map_index_template=ITEM_TITLE
+        task_id="create_asset", map_index_template=ITEM_TITLE, outlets=[INGEST_EVENTS]
     ).expand_kwargs(
         manifest_items(project_id=project)
     )
@@ -157,6 +172,7 @@ def mediapocket_ingest() -> None:
     runs = MediaPocketStartDagActionOperator.partial(
         task_id="run_dag_action", dag_action_name="{{ params.dag_action_name }}", poll_interval=5,
         timeout=timedelta(hours=6), map_index_template=CREATED_TITLE,
+        on_failure_callback=MediaPocketNotifier(asset_id="{{ task.asset_id }}", message=FAILED_ACTION_COMMENT),
     ).expand(asset_id=ids)
     processed >> runs
     summary(processed.output, runs.output)

@@ -36,7 +36,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,11 +44,19 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_mediapocket.testing.api import Api
+from airflow_provider_mediapocket.testing.common import DeploymentError as E2EFailure
+from airflow_provider_mediapocket.testing.common import Interrupted, handle_interrupts, log
+from airflow_provider_mediapocket.testing.deployment import Deployment
+from airflow_provider_mediapocket.testing.logs import messages_once
+from airflow_provider_mediapocket.testing.report import Report, finish
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import e2e_deployment as harness
 
 ROOT = harness.ROOT
 SHOTS = ROOT / "build" / "e2e-ui"
+REPORT = SHOTS / "report.json"
 DAG_ID = "mediapocket_ingest"
 CONN_ID = "mediapocket_default"
 TASK_ID = "run_dag_action"
@@ -61,10 +68,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 UI_TIMEOUT_MS = 60_000
-
-
-log = harness.log
-E2EFailure = harness.E2EFailure
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -109,53 +112,6 @@ def ensure_playwright() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The deployment
-# --------------------------------------------------------------------------------------------------------------
-def start_deployment(home: Path, report: list[str]) -> tuple[harness.Deployment, harness.Api, str, str]:
-    """Sandbox + Airflow on loopback; returns (deployment, REST client, sandbox URL, API key)."""
-    api_port, sandbox_port = harness.free_port(), harness.free_port()
-    api_key = f"e2e-ui-key-{secrets.token_hex(8)}"
-    env = harness.build_env(home, api_port, sandbox_port, api_key)
-    del env["AIRFLOW_CONN_MEDIAPOCKET_DEFAULT"]  # the user creates it in the form
-    env["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
-    deployment = harness.Deployment(home, env)
-    seconds = harness.run_migrate(env, home)
-    report.append(f"airflow db migrate: {seconds:.1f}s")
-    sandbox = deployment.start("sandbox", [
-        sys.executable, "-m", "airflow_provider_mediapocket.sandbox", "--port", str(sandbox_port),
-        "--api-key", api_key, "--media-processing-seconds", "8", "--dag-action-run-seconds", "6",
-    ])
-    api_url = f"http://127.0.0.1:{api_port}"
-    deployment.start("api-server", harness.airflow_argv("api-server", "--host", "127.0.0.1", "--port",
-                                                        str(api_port), "--workers", "1"))
-    deployment.start("scheduler", harness.airflow_argv("scheduler", "--skip-serve-logs"))
-    deployment.start("dag-processor", harness.airflow_argv("dag-processor"))
-    deployment.start("triggerer", harness.airflow_argv("triggerer", "--skip-serve-logs"))
-    started = time.monotonic()
-    harness.wait_for("the sandbox", lambda: "listening on" in sandbox.log_path.read_text(errors="replace"),
-                     harness.SANDBOX_READY_TIMEOUT, 0.2, deployment.check_alive)
-    api = harness.Api(api_url)
-
-    def api_up() -> bool:
-        return api.request("GET", "/api/v2/monitor/health", auth=False)[0] == 200
-
-    harness.wait_for("the api-server", api_up, harness.STARTUP_TIMEOUT, 0.5, deployment.check_alive)
-    api.login()
-
-    def ready() -> bool:
-        health = api.ok("GET", "/api/v2/monitor/health")
-        parts = all((health.get(p) or {}).get("status") == "healthy" for p in ("scheduler", "triggerer",
-                                                                                  "dag_processor"))
-        return parts and api.request("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200
-
-    harness.wait_for(f"scheduler, triggerer, dag-processor and {DAG_ID} parsed", ready, harness.STARTUP_TIMEOUT,
-                     0.5, deployment.check_alive)
-    report.append(f"deployment ready (api-server at {api_url}, sandbox on port {sandbox_port}) after "
-                  f"{time.monotonic() - started:.1f}s")
-    return deployment, api, f"http://127.0.0.1:{sandbox_port}", api_key
-
-
-# --------------------------------------------------------------------------------------------------------------
 # The browser session
 # --------------------------------------------------------------------------------------------------------------
 class Session:
@@ -176,7 +132,7 @@ class Session:
         self.page.goto(self.base_url + path)
 
 
-def add_connection(ui: Session, sandbox_url: str, api_key: str, report: list[str]) -> None:
+def add_connection(ui: Session, sandbox_url: str, api_key: str, report: Report) -> None:
     page = ui.page
     ui.goto("/connections")
     page.get_by_role("button", name="Add Connection").click()
@@ -203,10 +159,10 @@ def add_connection(ui: Session, sandbox_url: str, api_key: str, report: list[str
         raise E2EFailure(f"saving the connection: HTTP {saved.value.status} {saved.value.text()[:500]}")
     page.get_by_role("cell", name=CONN_ID).wait_for()
     ui.shot("connection-saved")
-    report.append(f"connection {CONN_ID} added through the form (Base URL {sandbox_url}, API Key, Port)")
+    report.add(f"connection {CONN_ID} added through the form (Base URL {sandbox_url}, API Key, Port)")
 
 
-def test_connection(ui: Session, report: list[str]) -> None:
+def test_connection(ui: Session, report: Report) -> None:
     page = ui.page
     with page.expect_response(lambda r: r.url.endswith("/api/v2/connections/test")) as tested:
         page.get_by_role("button", name="Test Connection").click()
@@ -216,10 +172,10 @@ def test_connection(ui: Session, report: list[str]) -> None:
         raise E2EFailure(f"Test Connection: HTTP {tested.value.status} {body}")
     page.get_by_text("Test Connection Successful").first.wait_for()
     ui.shot("connection-test-success")
-    report.append(f"Test Connection: success ({body.get('message')!r})")
+    report.add(f"Test Connection: success ({body.get('message')!r})")
 
 
-def trigger_dag(ui: Session, report: list[str]) -> str:
+def trigger_dag(ui: Session, report: Report) -> str:
     page = ui.page
     ui.goto(f"/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger").first.click()
@@ -232,34 +188,24 @@ def trigger_dag(ui: Session, report: list[str]) -> str:
     page.get_by_test_id("trigger-dag-submit").click()
     page.wait_for_url(re.compile(rf".*/dags/{DAG_ID}/runs/[^/]+$"), timeout=UI_TIMEOUT_MS)
     run_id = urllib.parse.unquote(page.url.rsplit("/runs/", 1)[1])
-    report.append(f"triggered {DAG_ID} from its trigger form with the default params: run {run_id}")
+    report.add(f"triggered {DAG_ID} from its trigger form with the default params: run {run_id}")
     return run_id
 
 
-def wait_for_run(ui: Session, api: harness.Api, run_id: str, timeout: float, alive: Any, report: list[str]) -> None:
-    quoted = urllib.parse.quote(run_id, safe="")
+def wait_for_run(ui: Session, api: Api, run_id: str, timeout: float, alive: Any, report: Report) -> None:
     started = time.monotonic()
-    states: list[str] = []
-
-    def finished() -> str | None:
-        state = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}")["state"]
-        if not states or states[-1] != state:
-            log(f"run state: {state}")
-            states.append(state)
-        return state if state in harness.TERMINAL_RUN_STATES else None
-
-    state = harness.wait_for(f"run {run_id} to finish", finished, timeout, 2.0, alive)
+    state = api.wait_run(DAG_ID, run_id, timeout=timeout, alive=alive)
     ui.page.reload()
     ui.page.get_by_text(TASK_ID).first.wait_for()
     ui.shot(f"run-{state}")
     if state != "success":
-        tis = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances?limit=100")["task_instances"]
+        tis = api.task_instances(DAG_ID, run_id)
         raise E2EFailure(f"run {run_id} ended {state}: "
                          + ", ".join(f"{t['task_id']}[{t['map_index']}]={t['state']}" for t in tis))
-    report.append(f"run {run_id}: success after {time.monotonic() - started:.0f}s")
+    report.add(f"run {run_id}: success after {time.monotonic() - started:.0f}s")
 
 
-def open_task(ui: Session, run_id: str, report: list[str]) -> None:
+def open_task(ui: Session, run_id: str, report: Report) -> None:
     """The run's task (its list of mapped instances), then the first instance, found by the item's title."""
     page = ui.page
     ui.goto(f"/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/{TASK_ID}/mapped")
@@ -268,26 +214,22 @@ def open_task(ui: Session, run_id: str, report: list[str]) -> None:
     page.get_by_role("link", name=FIRST_TITLE, exact=True).first.click()
     page.wait_for_url(re.compile(rf".*/tasks/{TASK_ID}/mapped/\d+.*"), timeout=UI_TIMEOUT_MS)
     page.get_by_text(f"{TASK_ID} [{FIRST_TITLE}]").first.wait_for()
-    report.append(f"opened {TASK_ID} [{FIRST_TITLE}] from the grid (mapped instances named after the item)")
+    report.add(f"opened {TASK_ID} [{FIRST_TITLE}] from the grid (mapped instances named after the item)")
 
 
-def check_log(ui: Session, asset_id: str, dag_run_id: str, report: list[str]) -> None:
+def check_log(ui: Session, asset_id: str, dag_run_id: str, report: Report) -> None:
     page = ui.page
     page.get_by_text("Logs", exact=True).first.click()
     last = f"DAG action run {dag_run_id}: {RUN_MESSAGES[-1]}"
     page.get_by_text(last).first.wait_for(timeout=UI_TIMEOUT_MS)
     text = page.locator("body").inner_text()
     ui.shot("task-log")
-    counts = {}
-    for message in RUN_MESSAGES:
-        line = f"DAG action run {dag_run_id}: {message.format(asset=asset_id)} (at "
-        counts[message] = text.count(line)
-    if any(count != 1 for count in counts.values()):
-        raise E2EFailure(f"the task log should show each run message once, with its time: {counts}")
-    report.append(f"task log shows each of the run's {len(counts)} messages once, with its own time")
+    lines = [f"DAG action run {dag_run_id}: {message.format(asset=asset_id)} (at " for message in RUN_MESSAGES]
+    counts = messages_once(text, lines, "the task log (each run message with its time)")
+    report.add(f"task log shows each of the run's {len(counts)} messages once, with its own time")
 
 
-def check_links(ui: Session, context: Any, asset_id: str, dag_run_id: str, report: list[str]) -> None:
+def check_links(ui: Session, context: Any, asset_id: str, dag_run_id: str, report: Report) -> None:
     page = ui.page
     page.get_by_text("Details", exact=True).first.click()
     page.get_by_text("Extra Links").first.wait_for()
@@ -312,14 +254,13 @@ def check_links(ui: Session, context: Any, asset_id: str, dag_run_id: str, repor
         if missing or "Not found" in body:
             raise E2EFailure(f"extra link {name!r} ({href}) opened a page without {missing}: {body[:500]}")
         target.close()
-    report.append(f"both extra links open pages showing the asset ({FIRST_TITLE}, {asset_id}) and run "
+    report.add(f"both extra links open pages showing the asset ({FIRST_TITLE}, {asset_id}) and run "
                   f"{dag_run_id} (status and messages)")
 
 
-def first_item_ids(api: harness.Api, run_id: str) -> tuple[str, str]:
+def first_item_ids(api: Api, run_id: str) -> tuple[str, str]:
     """(asset id, DAG action run id) the first mapped run_dag_action pushed to XCom."""
-    quoted = urllib.parse.quote(run_id, safe="")
-    base = f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances/{TASK_ID}/xcomEntries"
+    base = f"{api.run_path(DAG_ID, run_id)}/taskInstances/{TASK_ID}/xcomEntries"
     values = []
     for key in ("asset_id", "dag_action_run_id"):
         value = api.ok("GET", f"{base}/{key}?map_index=0")["value"]
@@ -327,8 +268,8 @@ def first_item_ids(api: harness.Api, run_id: str) -> tuple[str, str]:
     return values[0], values[1]
 
 
-def browse(args: argparse.Namespace, chromium: str, home: Path, api: harness.Api, deployment: harness.Deployment,
-           sandbox_url: str, api_key: str, report: list[str]) -> list[str]:
+def browse(args: argparse.Namespace, chromium: str, home: Path, api: Api, deployment: Deployment,
+           sandbox_url: str, api_key: str, report: Report) -> list[str]:
     from playwright.sync_api import sync_playwright
 
     profile = Path(tempfile.mkdtemp(prefix="e2e-ui-chromium-", dir=home))
@@ -364,53 +305,53 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--run-timeout", type=float, default=300.0, help="max seconds for the DAG run")
     parser.add_argument("--keep-home", action="store_true", help="keep the throwaway AIRFLOW_HOME")
+    parser.add_argument("--report", type=Path, default=REPORT, help=f"JSON report (default {REPORT})")
     args = parser.parse_args(argv)
+    handle_interrupts()
 
-    def _interrupt(signum: int, frame: object) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        raise harness.Interrupted(f"signal {signum}")
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
-
-    report: list[str] = []
-    code = 1
+    report = Report("e2e-ui")
+    code, error = 1, None
     t0 = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="mediapocket-e2e-ui-"))
-    deployment: harness.Deployment | None = None
     try:
         chromium = ensure_chromium()
         ensure_playwright()
-        report.append(f"browser: {chromium} (system Chromium, driven by Playwright)")
+        report.add(f"browser: {chromium} (system Chromium, driven by Playwright)", browser=chromium)
         shutil.rmtree(SHOTS, ignore_errors=True)
         SHOTS.mkdir(parents=True)
-        log(f"AIRFLOW_HOME={home}")
-        deployment, api, sandbox_url, api_key = start_deployment(home, report)
+        # Without the connection: the user adds it in the form.
+        api_key = f"e2e-ui-key-{secrets.token_hex(8)}"
+        deployment, sandbox = harness.prepare(
+            home, api_key, connection=False, overrides={"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+        )
         try:
-            shots = browse(args, chromium, home, api, deployment, sandbox_url, api_key, report)
+            api = harness.start(deployment, sandbox, report,
+                                sandbox_options={"media_processing_seconds": 8, "dag_action_run_seconds": 6})
+            try:
+                shots = browse(args, chromium, home, api, deployment, sandbox.base_url, api_key, report)
+            finally:
+                report.add("screenshots in build/e2e-ui/: " + ", ".join(sorted(p.name for p in SHOTS.glob("*.png"))))
+            harness.key_absent(deployment, api_key, report)
+            report.add(f"{len(shots)} screenshots taken", screenshots=shots)
+            code = 0
         finally:
-            report.append("screenshots in build/e2e-ui/: " + ", ".join(sorted(p.name for p in SHOTS.glob("*.png"))))
-        harness.check_key_absent(home, api_key, report)
-        report.append(f"{len(shots)} screenshots taken")
-        code = 0
+            if harness.stop(deployment, report) and code == 0:
+                code, error = 1, "processes left running after the stop"
+            if code != 0:
+                deployment.print_tails(40)
     except E2EFailure as exc:
+        error = str(exc)
         print(f"\nE2E-UI FAILED: {exc}", flush=True)
-    except harness.Interrupted as exc:
+    except Interrupted as exc:
+        error = f"interrupted ({exc})"
         print(f"\nE2E-UI INTERRUPTED ({exc})", flush=True)
         code = 130
     except Exception as exc:  # a Playwright timeout names the selector that did not appear
-        print(f"\nE2E-UI FAILED: {type(exc).__name__}: {exc}", flush=True)
+        error = f"{type(exc).__name__}: {exc}"
+        print(f"\nE2E-UI FAILED: {error}", flush=True)
     finally:
-        if deployment is not None:
-            stopping = time.monotonic()
-            log("stopping all processes")
-            deployment.stop_all()
-            report.append(f"all processes stopped in {time.monotonic() - stopping:.1f}s")
-            if code != 0:
-                deployment.print_tails(40)
-        report.append(f"total wall time: {time.monotonic() - t0:.1f}s")
-        harness.finish("e2e-ui", report, code, home, keep_home=args.keep_home)
+        report.add(f"total wall time: {time.monotonic() - t0:.1f}s")
+        finish(report, code, home, keep_home=args.keep_home, path=args.report, error=error)
     return code
 
 

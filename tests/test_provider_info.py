@@ -63,3 +63,11 @@ def test_cli_lists_provider_and_connection_type(airflow_cli) -> None:  # type: i
     hooks = json.loads(airflow_cli("providers", "hooks", "--output", "json"))
     types = {h["connection_type"]: h for h in hooks}
     assert types["mediapocket"]["class"] == "airflow_provider_mediapocket.hooks.mediapocket.MediaPocketHook"
+
+
+def test_asset_uri_callables_and_notifiers_import() -> None:
+    info = get_provider_info()
+    dotted = [path for entry in info["asset-uris"] for key, path in entry.items() if key != "schemes"]
+    for path in [*dotted, *info["notifications"]]:
+        module, _, name = path.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), path

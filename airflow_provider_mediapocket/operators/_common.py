@@ -1,36 +1,25 @@
-"""What every Media Pocket operator and sensor shares: the hook, deferral defaults, run events, links."""
+"""What the operators share beyond :class:`~airflow_provider_mediapocket._mixin.MediaPocketMixin`: creating
+something at most once across tries, and parameter checks."""
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_mediapocket._recovery import IDEMPOTENCY_HINT, ambiguous
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketError,
     MediaPocketOperationError,
-    MediaPocketRunFailedError,
     MediaPocketServerError,
-    MediaPocketTimeoutError,
     MediaPocketTransportError,
     MediaPocketValidationError,
 )
-from airflow_provider_mediapocket.waiting import Outcome, failure_message, message_lines, status_news
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
-
-    from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
-    from airflow_provider_mediapocket.models import DagActionRun
-
-from airflow_provider_mediapocket.links.mediapocket import ASSET_URL_KEY, RUN_URL_KEY
-
-HOOK_PARAMS = ("timeout", "retry_limit", "retry_backoff", "verify_ssl")
 
 T = TypeVar("T")
 
@@ -46,18 +35,6 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-__all__ = [
-    "ASSET_URL_KEY", "RUN_URL_KEY", "MediaPocketMixin", "default_deferrable", "positive_number", "unclear",
-]
-
-
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable``, read when an operator is built (no I/O: config is in memory)."""
-    from airflow.providers.common.compat.sdk import conf
-
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
 def positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """A positive number of seconds (timedelta accepted), or an error naming the parameter."""
     seconds = value.total_seconds() if hasattr(value, "total_seconds") else value
@@ -71,19 +48,6 @@ def positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float
     return float(seconds)
 
 
-def _closing_hook(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(self: MediaPocketMixin, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self.close_hook()
-
-    wrapper._closes_hook = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-
 def forget(store: Any, key: str) -> None:
     """Remove ``key`` from Airflow 3.3's ``task_state_store`` (which refuses ``None`` as a value)."""
     if store is None:
@@ -94,47 +58,12 @@ def forget(store: Any, key: str) -> None:
     else:  # a store without delete: an empty mapping reads as "nothing recorded"
         store.set(key, {})
 
-class MediaPocketMixin:
-    """Hook access and run-message logging for operators and sensors. Needs ``self.log``.
 
-    ``execute`` and ``execute_complete`` of every subclass close the hook's clients when they end
-    (returning, raising, deferring or rescheduling), and :meth:`on_kill` closes them when the task is
-    killed, so no connection pool outlives the task's work.
-    """
+class CreateOnceMixin:
+    """Creating something at most once across tries and lost answers (``task_state_store``). Needs ``self.log``."""
 
-    mediapocket_conn_id: str
-    hook_params: dict[str, Any]
-    _last_status: str | None = None
     if TYPE_CHECKING:
         log: Logger
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for name in ("execute", "execute_complete"):
-            method = cls.__dict__.get(name)
-            if callable(method) and not getattr(method, "_closes_hook", False):
-                setattr(cls, name, _closing_hook(method))
-
-    def close_hook(self) -> None:
-        """Close the hook's clients if the hook was created (it is built lazily)."""
-        hook = self.__dict__.get("hook")
-        if hook is not None:
-            hook.close_soon()
-
-    def on_kill(self) -> None:
-        """The task is being killed: close the hook's clients (from the signal handler, without waiting)."""
-        self.close_hook()
-
-    @cached_property
-    def hook(self) -> MediaPocketHook:
-        from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
-
-        unknown = sorted(set(self.hook_params) - set(HOOK_PARAMS))
-        if unknown:
-            raise MediaPocketValidationError(
-                f"Invalid parameter 'hook_params': unknown key(s) {unknown}; allowed: {', '.join(HOOK_PARAMS)}"
-            )
-        return MediaPocketHook(self.mediapocket_conn_id, **self.hook_params)
 
     def create_once(
         self,
@@ -226,71 +155,3 @@ class MediaPocketMixin:
             )
             return candidates[0]
         return None
-
-    def push_url(self, context: Any, key: str, url: str) -> None:
-        context["ti"].xcom_push(key=key, value=url)
-
-    def asset_url(self, asset_id: str) -> str:
-        return f"{self.hook.get_settings().ui_url}/assets/{asset_id}"
-
-    def run_url(self, asset_id: str, run_id: str | int) -> str:
-        return f"{self.hook.get_settings().ui_url}/assets/{asset_id}/dag_action_runs/{run_id}"
-
-    def log_run_messages(self, messages: list[str], run_id: Any) -> None:
-        for message in messages:
-            self.log.info("DAG action run %s: %s", run_id, message)
-
-    def note_run_status(self, run: DagActionRun, asset_id: str, outcome: Outcome) -> None:
-        """Log (INFO) a change of the run's status, once, and an unknown status once when first seen."""
-        for line in status_news(self._last_status, run, outcome, asset_id):
-            self.log.info(line)
-        self._last_status = run.status
-
-    def log_new_run_messages(self, run: DagActionRun, seen: int) -> int:
-        """Log the run's messages after the first ``seen`` (with their own times); return how many are logged now."""
-        for line in message_lines(run, seen):
-            self.log.info(line)
-        return max(seen, len(run.dag_action_run_messages))
-
-    def finish_run_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Turn a DagActionRunTrigger event into the task's result; raise on failure.
-
-        The trigger logged the run's messages as it saw them (its log is part of the task log), so nothing
-        is logged again here. The event carries no run object (the "Trigger fired event" line prints it
-        whole): on success the final run is read once for the task's return value.
-        """
-        if not isinstance(event, dict) or "status" not in event:
-            raise MediaPocketError(f"Unexpected event from the Media Pocket trigger: {event!r}")
-        # An event from a trigger of an earlier version, deferred before an upgrade, still carries them.
-        self.log_run_messages(list(event.get("new_messages") or []), event.get("dag_action_run_id"))
-        status = event["status"]
-        if status == "success":
-            self.log.info(event.get("message", ""))
-            if isinstance(event.get("run"), dict):
-                return dict(event["run"])
-            return self.hook.get_dag_action_run(str(event["asset_id"]), event["dag_action_run_id"]).to_xcom()
-        if status == "failed":
-            raise MediaPocketRunFailedError(str(event.get("message")))
-        if status == "timeout":
-            raise MediaPocketTimeoutError(str(event.get("message")))
-        raise MediaPocketError(str(event.get("message")))
-
-    def run_trigger(self, asset_id: str, run_id: Any, end_time: float, poll_interval: float) -> Any:
-        """The trigger that waits for a run, carrying this task's statuses and messages already logged."""
-        from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger
-
-        return MediaPocketDagActionRunTrigger(
-            asset_id=asset_id,
-            dag_action_run_id=str(run_id),
-            end_time=end_time,
-            poll_interval=poll_interval,
-            success_statuses=getattr(self, "success_statuses", None),
-            failure_statuses=getattr(self, "failure_statuses", None),
-            messages_seen=getattr(self, "_messages_seen", 0),
-            last_status=self._last_status,
-            mediapocket_conn_id=self.mediapocket_conn_id,
-            hook_params=self.hook_params,
-        )
-
-    def raise_for_failed_run(self, run: DagActionRun, asset_id: str) -> None:
-        raise MediaPocketRunFailedError(failure_message(run, asset_id))

@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._lazy import lazy_module
+from airflow_provider_mediapocket._mixin import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket._recovery import matches
 from airflow_provider_mediapocket._redact import media_fingerprint, redact_url
 from airflow_provider_mediapocket._validation import check_id
@@ -28,24 +29,20 @@ from airflow_provider_mediapocket.exceptions import (
     MediaPocketTimeoutError,
     MediaPocketValidationError,
 )
-from airflow_provider_mediapocket.links.mediapocket import MediaPocketAssetLink, MediaPocketDagActionRunLink
-from airflow_provider_mediapocket.operators._common import (
+from airflow_provider_mediapocket.links.mediapocket import (
     ASSET_URL_KEY,
     RUN_URL_KEY,
-    MediaPocketMixin,
-    default_deferrable,
-    forget,
-    positive_number,
+    MediaPocketAssetLink,
+    MediaPocketDagActionRunLink,
 )
+from airflow_provider_mediapocket.operators._common import CreateOnceMixin, forget, positive_number
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
+    RunWatch,
     check_status_sets,
-    classify_run,
-    classify_status,
     normalise_statuses,
     run_name,
-    started_line,
 )
 
 if TYPE_CHECKING:
@@ -65,7 +62,7 @@ def _state_store(context: Any) -> Any:
         return None
 
 
-class _MediaPocketOperator(MediaPocketMixin, BaseOperator):
+class _MediaPocketOperator(CreateOnceMixin, MediaPocketMixin, BaseOperator):
     """Base: connection id and hook parameters (timeout, retry_limit, retry_backoff, verify_ssl)."""
 
     ui_color = "#d9ecff"
@@ -80,6 +77,13 @@ class _MediaPocketOperator(MediaPocketMixin, BaseOperator):
         super().__init__(**kwargs)
         self.mediapocket_conn_id = mediapocket_conn_id
         self.hook_params = dict(hook_params or {})
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the source media in, the Media Pocket assets out (see ``_lineage``); called by the
+        optional OpenLineage provider only, which is imported here and not before."""
+        from airflow_provider_mediapocket._lineage import operator_lineage
+
+        return operator_lineage(self)
 
 
 class MediaPocketCreateAssetOperator(_MediaPocketOperator):
@@ -552,7 +556,6 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         check_status_sets(self.success_statuses, self.failure_statuses)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._run: DagActionRun | None = None
-        self._messages_seen = 0
 
     # ------------------------------------------------------------------------------ validation
 
@@ -592,6 +595,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
 
     def execute(self, context: Any) -> Any:
         self._asset_id = self._checked()
+        self._watch = RunWatch(self._asset_id, self.success_statuses, self.failure_statuses)
         self._context = context
         if self.reattach_on_retry:
             run_id = self._reattach(context)
@@ -621,7 +625,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         active = [
             run for run in runs
             if (run.dag_action is None or str(run.dag_action.id) == action_id)
-            and classify_run(run, self.success_statuses, self.failure_statuses) == "running"
+            and self._watch.classify(run.status) == "running"
         ]
         if len(active) > 1:
             raise MediaPocketOperationError(
@@ -652,8 +656,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         if store is not None:
             store.set(self.external_id_key, str(run.id))
         self._run = run
-        self.log.info(started_line(run, asset_id))
-        self._last_status = run.status  # said in the line above: not logged again as a change
+        self.log.info(self._watch.started(run))
         self._push_links(context, asset_id, run.id)
         return str(run.id)
 
@@ -669,14 +672,11 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         self._push_links(context, self._asset_id, external_id)
         return self._run.status or ""
 
-    def _outcome(self, status: str) -> str:
-        return classify_status(status, self.success_statuses, self.failure_statuses)
-
     def is_job_active(self, status: str) -> bool:
-        return self._outcome(status) == "running"
+        return self._watch.classify(status) == "running"
 
     def is_job_succeeded(self, status: str) -> bool:
-        return self._outcome(status) == "success"
+        return self._watch.classify(status) == "success"
 
     def poll_until_complete(self, external_id: Any, context: Any) -> Any:
         """Wait for the run (on the worker, or deferred); returns the final run (JSON)."""
@@ -686,16 +686,11 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
         deadline = time.time() + self.run_timeout
         run = self._run if self._run is not None else self.hook.get_dag_action_run(asset_id, external_id)
         while True:
-            self._messages_seen = self.log_new_run_messages(run, self._messages_seen)
-            outcome = classify_run(run, self.success_statuses, self.failure_statuses)
-            self.note_run_status(run, asset_id, outcome)
-            if outcome == "failed":
-                self.raise_for_failed_run(run, asset_id)
-            if outcome == "success":
+            if self.report(self._watch.observe(run)).outcome == "success":
                 self._run = run
                 return run.to_xcom()
             if self.deferrable:
-                self._defer(asset_id, external_id, deadline)
+                self._defer(external_id, deadline)
             if time.time() >= deadline:
                 raise MediaPocketTimeoutError(
                     f"{run_name(run, asset_id)} did not finish within {self.run_timeout:g}s (timeout; last status "
@@ -707,9 +702,9 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
             except TRANSIENT_ERRORS as exc:
                 self.log.warning("Transient Media Pocket error, polling again: %s", exc)
 
-    def _defer(self, asset_id: str, run_id: Any, deadline: float) -> None:
+    def _defer(self, run_id: Any, deadline: float) -> None:
         self.defer(
-            trigger=self.run_trigger(asset_id, run_id, deadline, self.poll_interval),
+            trigger=self.run_trigger(self._watch, run_id, deadline, self.poll_interval),
             method_name="execute_complete",
             timeout=timedelta(seconds=max(deadline - time.time(), 1.0)),
         )

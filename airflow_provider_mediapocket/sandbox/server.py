@@ -928,15 +928,31 @@ class MediaPocketSandbox:
         """``http://host:port`` of the running server."""
         return f"http://{self.host}:{self.port}"
 
-    def airflow_connection_env(self, conn_id: str = "mediapocket_default") -> dict[str, str]:
-        """Environment variable defining an Airflow connection to this sandbox."""
+    def connection(self, *, api_key: str | None = None, **extras: Any) -> str:
+        """The Airflow connection to this sandbox, as the JSON that ``AIRFLOW_CONN_<ID>`` accepts.
+
+        Works before :meth:`start` when :attr:`port` is set (e.g. for a sandbox run as its own process on a
+        known port). Retries back off for 0.05 s unless ``extras`` say otherwise.
+
+        :param api_key: the key the connection carries (default: this sandbox's; another one tests a
+            wrong or a rotated key).
+        :param extras: connection extras (``retry_backoff``, ``retry_limit``, ``timeout``, ...).
+        """
         conn = {
             "conn_type": "mediapocket",
             "host": self.base_url,
-            "password": self.api_key,
-            "extra": {"retry_backoff": 0.05},
+            "password": self.api_key if api_key is None else api_key,
+            "extra": {"retry_backoff": 0.05, **extras},
         }
-        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+        return json.dumps(conn)
+
+    def airflow_connection_env(self, conn_id: str = "mediapocket_default", **extras: Any) -> dict[str, str]:
+        """The environment variable defining the Airflow connection ``conn_id`` to this sandbox.
+
+        :param conn_id: the connection id.
+        :param extras: passed to :meth:`connection`.
+        """
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": self.connection(**extras)}
 
     # ------------------------------------------------------------------ request log
     def record(self, entry: RequestRecord) -> None:

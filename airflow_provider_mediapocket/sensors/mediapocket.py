@@ -10,6 +10,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
+from airflow_provider_mediapocket._mixin import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket._validation import check_id
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
@@ -17,13 +18,12 @@ from airflow_provider_mediapocket.exceptions import (
     MediaPocketSensorTimeout,
     MediaPocketTimeoutError,
 )
-from airflow_provider_mediapocket.operators._common import MediaPocketMixin, default_deferrable
 from airflow_provider_mediapocket.waiting import (
     DEFAULT_FAILURE_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
+    RunWatch,
     asset_state,
     check_status_sets,
-    classify_run,
     normalise_statuses,
     run_summary,
 )
@@ -103,10 +103,16 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         self.success_statuses = normalise_statuses("success_statuses", success_statuses, DEFAULT_SUCCESS_STATUSES)
         self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
         check_status_sets(self.success_statuses, self.failure_statuses)
-        self._messages_seen = 0
+        self._watch: RunWatch | None = None
 
     def _ids(self) -> tuple[str, str]:
         return check_id("asset_id", self.asset_id), check_id("dag_action_run_id", self.dag_action_run_id)
+
+    def _run_watch(self, asset_id: str) -> RunWatch:
+        """This sensor's watch of the run (made at the first poke, when the ids are rendered)."""
+        if self._watch is None:
+            self._watch = RunWatch(asset_id, self.success_statuses, self.failure_statuses)
+        return self._watch
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         asset_id, run_id = self._ids()
@@ -115,35 +121,26 @@ class MediaPocketDagActionRunSensor(_MediaPocketSensor):
         except TRANSIENT_ERRORS as exc:
             self.log.warning("Transient Media Pocket error, poking again: %s", exc)
             return False
-        # In reschedule mode every poke is a new process: the count of messages already logged and the
-        # last status logged are kept in task_state_store (Airflow >= 3.3), so each message reaches the
-        # log once and a status is logged when it changes, not at every poke.
+        # In reschedule mode every poke is a new process: the watch's progress (messages already logged,
+        # the last status logged) is kept in task_state_store (Airflow >= 3.3), so each message reaches
+        # the log once and a status is logged when it changes, not at every poke.
+        watch = self._run_watch(asset_id)
         store = self.state_store(context)
-        key = f"mediapocket_messages_seen_{asset_id}_{run_id}"
-        status_key = f"mediapocket_last_status_{asset_id}_{run_id}"
+        key = f"mediapocket_run_watch_{asset_id}_{run_id}"
         if store is not None:
-            self._messages_seen = max(self._messages_seen, int(store.get(key) or 0))
-            if self._last_status is None:
-                self._last_status = store.get(status_key) or None
-        seen = self.log_new_run_messages(run, self._messages_seen)
-        if store is not None and seen != self._messages_seen:
-            store.set(key, seen)
-        self._messages_seen = seen
-        outcome = classify_run(run, self.success_statuses, self.failure_statuses)
+            watch.catch_up(store.get(key))
+        before = watch.to_dict()
         self.log.debug(run_summary(run, asset_id))
-        previous = self._last_status
-        self.note_run_status(run, asset_id, outcome)
-        if store is not None and run.status != previous:
-            store.set(status_key, run.status or "")
-        if outcome == "failed":
-            self.raise_for_failed_run(run, asset_id)
-        if outcome == "success":
+        observation = watch.observe(run)
+        if store is not None and watch.to_dict() != before:
+            store.set(key, watch.to_dict())
+        if self.report(observation).outcome == "success":
             return PokeReturnValue(is_done=True, xcom_value=run.to_xcom())
         return False
 
     def make_trigger(self, end_time: float) -> Any:
         asset_id, run_id = self._ids()
-        return self.run_trigger(asset_id, run_id, end_time, self.poke_interval)
+        return self.run_trigger(self._run_watch(asset_id), run_id, end_time, self.poke_interval)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Finish after the trigger's event: the run (success), or raise on failure, error or timeout.

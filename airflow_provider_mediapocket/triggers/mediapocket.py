@@ -16,7 +16,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # type: ignore[attr-defined,unused-ignore]
 
@@ -24,21 +24,7 @@ from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocke
 from airflow_provider_mediapocket.hooks import _api
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook, request_deadline
 from airflow_provider_mediapocket.triggers import _shared
-from airflow_provider_mediapocket.waiting import (
-    DEFAULT_FAILURE_STATUSES,
-    DEFAULT_SUCCESS_STATUSES,
-    asset_state,
-    classify_run,
-    failure_message,
-    message_lines,
-    normalise_statuses,
-    run_summary,
-    status_news,
-    success_message,
-)
-
-if TYPE_CHECKING:
-    from airflow_provider_mediapocket.models import DagActionRun
+from airflow_provider_mediapocket.waiting import RunWatch, asset_state, normalise_statuses, run_summary
 
 T = TypeVar("T")
 MIN_INTERVAL = 0.01
@@ -61,7 +47,6 @@ class _MediaPocketPollingTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._interval = MIN_INTERVAL
-        self._tick = 0
         self._started = 0.0
         self._hook_key = ""
         self.end_time = float(end_time)
@@ -87,17 +72,22 @@ class _MediaPocketPollingTrigger(BaseTrigger):
     def _ids(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def check(self, hook: MediaPocketHook) -> dict[str, Any] | None:
+    async def check(self, hook: MediaPocketHook, tick: int) -> dict[str, Any] | None:
+        """One poll: the event's payload if the wait is over, else None.
+
+        :param hook: the hook shared by the triggers of this connection.
+        :param tick: the wall-clock tick this poll belongs to (for :meth:`shared`).
+        """
         raise NotImplementedError
 
-    async def shared(self, what: str, fetch: Callable[[], Awaitable[T]]) -> T:
-        """``fetch()`` shared with the triggers of this process polling ``what`` in the same tick.
+    async def shared(self, what: str, fetch: Callable[[], Awaitable[T]], tick: int) -> T:
+        """``fetch()`` shared with the triggers of this process polling ``what`` in tick ``tick``.
 
         Only an answer to a request sent after this poll became due is shared: after the start of
         the tick, and for the first poll after this wait began (the run or media it waits for was
         made before that; a list taken earlier in the tick would not show it).
         """
-        not_before = max(self._tick * self._interval, self._started)
+        not_before = max(tick * self._interval, self._started)
         return await _shared.coalesced(self._hook_key, what, self._interval, not_before, fetch)
 
     def timeout_event(self) -> dict[str, Any]:
@@ -119,12 +109,12 @@ class _MediaPocketPollingTrigger(BaseTrigger):
         )
         try:
             while True:
-                self._tick = math.floor(time.time() / self._interval)
+                tick = math.floor(time.time() / self._interval)
                 try:
                     # Every request of this poll is bounded by the wait's own deadline, so that a slow
                     # answer cannot carry the wait a whole request timeout past it.
                     with request_deadline(self.end_time):
-                        payload = await self.check(hook)
+                        payload = await self.check(hook, tick)
                 except TRANSIENT_ERRORS as exc:
                     # 429, 5xx, timeouts, resets: they say nothing about what we wait for.
                     self.log.warning("Transient Media Pocket error, polling again: %s", exc)
@@ -142,7 +132,7 @@ class _MediaPocketPollingTrigger(BaseTrigger):
                 if remaining <= 0:
                     yield _event({**self._ids(), **self.timeout_event()})
                     return
-                next_tick = (self._tick + 1) * self._interval
+                next_tick = (tick + 1) * self._interval
                 await asyncio.sleep(min(max(next_tick - now, 0.0), remaining))
         finally:
             await _shared.release(self._hook_key)
@@ -151,12 +141,23 @@ class _MediaPocketPollingTrigger(BaseTrigger):
 class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
     """Wait until DAG action run ``dag_action_run_id`` of asset ``asset_id`` reaches a terminal status.
 
-    Statuses are compared lower-cased with ``success_statuses`` and ``failure_statuses``; any other
-    value means the run is still going (logged once when first seen). ``messages_seen`` is the number
-    of run messages the task already logged: the trigger logs each newer one as it sees it, with the
-    message's own time (the trigger's log is part of the task log), and the resumed task logs none, so
-    each message is written once. ``last_status`` is the status the task last logged (the trigger
-    logs a status only when it differs). The event is small: status, message and ids.
+    ``watch`` is the task's :class:`~airflow_provider_mediapocket.waiting.RunWatch` as
+    :meth:`~airflow_provider_mediapocket.waiting.RunWatch.to_dict` (None: the default statuses, nothing
+    logged yet): statuses are compared lower-cased with its ``success_statuses`` and
+    ``failure_statuses``, and any other value means the run is still going (logged once when first
+    seen). Its ``messages_seen`` is the number of run messages the task already logged: the trigger logs
+    each newer one as it sees it, with the message's own time (the trigger's log is part of the task
+    log), and the resumed task logs none, so each message is written once. Its ``last_status`` is the
+    status the task last logged (the trigger logs a status only when it differs). The event is small:
+    status, message and ids.
+
+    :param asset_id: the asset the run belongs to.
+    :param dag_action_run_id: the run's id.
+    :param end_time: the deadline (epoch seconds).
+    :param poll_interval: seconds between polls.
+    :param watch: the task's watch of the run, as a dict (see above).
+    :param mediapocket_conn_id: the Media Pocket connection.
+    :param hook_params: the hook's timeout, retry_limit, retry_backoff and verify_ssl.
     """
 
     def __init__(
@@ -166,10 +167,7 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
         dag_action_run_id: str | int,
         end_time: float,
         poll_interval: float = 30.0,
-        success_statuses: list[str] | None = None,
-        failure_statuses: list[str] | None = None,
-        messages_seen: int = 0,
-        last_status: str | None = None,
+        watch: dict[str, Any] | None = None,
         mediapocket_conn_id: str = MediaPocketHook.default_conn_name,
         hook_params: dict[str, Any] | None = None,
     ) -> None:
@@ -177,54 +175,37 @@ class MediaPocketDagActionRunTrigger(_MediaPocketPollingTrigger):
                          hook_params=hook_params)
         self.asset_id = str(asset_id)
         self.dag_action_run_id = str(dag_action_run_id)
-        self.success_statuses = normalise_statuses("success_statuses", success_statuses, DEFAULT_SUCCESS_STATUSES)
-        self.failure_statuses = normalise_statuses("failure_statuses", failure_statuses, DEFAULT_FAILURE_STATUSES)
-        self.messages_seen = int(messages_seen)
-        self._messages_logged = self.messages_seen
-        self.last_status = last_status
-        self._last_status: str | None = last_status
+        self._watch = RunWatch.from_dict(self.asset_id, watch)
+        # As deferred: a restarted trigger starts again from what the task had logged, not from this one.
+        self.watch = self._watch.to_dict()
 
     def _own_kwargs(self) -> dict[str, Any]:
-        return {
-            "asset_id": self.asset_id,
-            "dag_action_run_id": self.dag_action_run_id,
-            "success_statuses": self.success_statuses,
-            "failure_statuses": self.failure_statuses,
-            "messages_seen": self.messages_seen,
-            "last_status": self.last_status,
-        }
+        return {"asset_id": self.asset_id, "dag_action_run_id": self.dag_action_run_id, "watch": self.watch}
 
     def _ids(self) -> dict[str, Any]:
         return {"asset_id": self.asset_id, "dag_action_run_id": self.dag_action_run_id}
 
-    async def check(self, hook: MediaPocketHook) -> dict[str, Any] | None:
+    async def check(self, hook: MediaPocketHook, tick: int) -> dict[str, Any] | None:
         # One listing per asset and tick, shared; only this trigger's run is validated from it (an
         # asset's thousands of runs validated on the event loop would stall every other trigger). The
         # listing was requested after this wait began, so a run missing from it is really missing.
-        runs = await self.shared(f"runs/{self.asset_id}", lambda: hook.aget_dag_action_run_listing(self.asset_id))
+        runs = await self.shared(
+            f"runs/{self.asset_id}", lambda: hook.aget_dag_action_run_listing(self.asset_id), tick
+        )
         run = _api.find_run(runs, self.dag_action_run_id)
-        self._log_new_messages(run)
         self.log.debug("Polled %s", run_summary(run, self.asset_id))
-        outcome = classify_run(run, self.success_statuses, self.failure_statuses)
-        for line in status_news(self._last_status, run, outcome, self.asset_id):
+        observation = self._watch.observe(run)
+        for line in observation.lines:
             self.log.info(line)
-        self._last_status = run.status
-        if outcome == "running":
+        if observation.outcome == "running":
             return None
-        message = success_message(run, self.asset_id) if outcome == "success" else failure_message(run, self.asset_id)
-        return {"status": outcome, "message": message}
-
-    def _log_new_messages(self, run: DagActionRun) -> None:
-        """Log the messages not logged yet (by the task before deferring, or by an earlier poll)."""
-        for line in message_lines(run, self._messages_logged):
-            self.log.info(line)
-        self._messages_logged = max(self._messages_logged, len(run.dag_action_run_messages))
+        return {"status": observation.outcome, "message": observation.summary}
 
     def timeout_event(self) -> dict[str, Any]:
         return {
             "status": "timeout",
             "message": f"DAG action run {self.dag_action_run_id} on asset {self.asset_id} did not finish before "
-            f"its deadline (last status: {self._last_status})",
+            f"its deadline (last status: {self._watch.last_status})",
         }
 
 
@@ -262,8 +243,8 @@ class MediaPocketAssetTrigger(_MediaPocketPollingTrigger):
     def _ids(self) -> dict[str, Any]:
         return {"asset_id": self.asset_id}
 
-    async def check(self, hook: MediaPocketHook) -> dict[str, Any] | None:
-        asset = await self.shared(f"asset/{self.asset_id}", lambda: hook.aget_asset(self.asset_id))
+    async def check(self, hook: MediaPocketHook, tick: int) -> dict[str, Any] | None:
+        asset = await self.shared(f"asset/{self.asset_id}", lambda: hook.aget_asset(self.asset_id), tick)
         outcome, message = asset_state(asset, wait_for_media=self.wait_for_media, target_statuses=self.target_statuses)
         if message != self._last_message:
             self.log.info(message)

@@ -7,13 +7,12 @@ process on 127.0.0.1 and the run reaches it through ``AIRFLOW_CONN_MEDIAPOCKET_D
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
-from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
+from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from tests.e2e.conftest import DagRunner
 
 # Slow enough that the first check before deferring finds the work unfinished, so triggers really run.
@@ -21,12 +20,7 @@ MEDIA_SECONDS = 3.0
 RUN_SECONDS = 4.0
 
 
-@pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    with sandbox_as_connection(
-        monkeypatch, media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS
-    ) as running:
-        yield running
+sandbox = mediapocket_sandbox_fixture(media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS)
 
 
 def env_for(sandbox: MediaPocketSandbox, deferrable: bool) -> dict[str, str]:
@@ -55,6 +49,9 @@ def test_ingest_dag(dag_runner: DagRunner, sandbox: MediaPocketSandbox, deferrab
     for run in result.xcoms["run_dag_action"]:
         for message in ("Set in queue...", "Started processing", "Finished successfully"):
             assert result.output.count(f"DAG action run {run['id']}: {message}") == 1, (run["id"], message)
+        # The start line says the status ("Started ... (status 'running')"); each change is said once after it.
+        said = re.findall(rf"run {run['id']} on asset \S+ has status '(\w+)'", result.output)
+        assert said == ["completed"], (run["id"], said)
     assert sandbox.api_key not in result.output
     if deferrable:
         return

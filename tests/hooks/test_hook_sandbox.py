@@ -210,9 +210,7 @@ def test_bad_input_is_refused_before_sending(
 
 def test_test_connection(mediapocket_sandbox: MediaPocketSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     assert MediaPocketHook().test_connection() == (True, f"Connected to Media Pocket at {mediapocket_sandbox.base_url}")
-    monkeypatch.setenv("AIRFLOW_CONN_WRONG", json.dumps({
-        "conn_type": "mediapocket", "host": mediapocket_sandbox.base_url, "password": "wrong-key-9d8e",
-    }))
+    monkeypatch.setenv("AIRFLOW_CONN_WRONG", mediapocket_sandbox.connection(api_key="wrong-key-9d8e"))
     ok, message = MediaPocketHook("wrong").test_connection()
     assert not ok and "HTTP 401: Unauthorized" in message and "wrong-key-9d8e" not in message
     assert "API key was rejected" in message and "API Key field" in message

@@ -6,7 +6,6 @@ raise the right MediaPocketError subclass carrying the documented message word f
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -167,9 +166,7 @@ def test_example_through_the_hook(
 ) -> None:
     example = EXAMPLES[index]
     prepared = prepare(mediapocket_sandbox, example)
-    monkeypatch.setenv("AIRFLOW_CONN_REPLAY", json.dumps({
-        "conn_type": "mediapocket", "host": mediapocket_sandbox.base_url, "password": prepared.api_key,
-    }))
+    monkeypatch.setenv("AIRFLOW_CONN_REPLAY", mediapocket_sandbox.connection(api_key=prepared.api_key))
     hook = MediaPocketHook("replay", retry_limit=0)
     call, ids = route(example["method"], example["path"])
     body = prepared.body if isinstance(prepared.body, dict) else {}

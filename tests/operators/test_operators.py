@@ -483,7 +483,7 @@ def test_start_deferrable_defers_then_completes(sandbox: MediaPocketSandbox, hoo
     assert run_messages(logs, run_id) == [
         "Set in queue...", "Started processing", f"Processing asset {asset.id}", "Finished successfully"]
     # "Started ... (status 'running')" said it: neither the task nor its trigger repeats "has status 'running'".
-    assert kwargs["last_status"] == "running"
+    assert kwargs["watch"]["last_status"] == "running"
     assert [e["event"] for e in logs if "has status 'running'" in str(e["event"])] == []
 
 

@@ -91,7 +91,7 @@ def test_run_wait_survives_a_triggerer_restart_and_the_action_starts_once(sandbo
     assert isinstance(trigger, MediaPocketDagActionRunTrigger)
     run_id = str(store.data[RUN_KEY])
     assert trigger.dag_action_run_id == run_id and trigger.asset_id == asset_id
-    assert trigger.messages_seen == 1  # "Set in queue..." went to the task log before deferring
+    assert trigger.watch["messages_seen"] == 1  # "Set in queue..." went to the task log before deferring
     serialized = trigger.serialize()
     assert sandbox.api_key not in json.dumps(serialized)
 

@@ -7,7 +7,6 @@ import json
 import time
 import types
 import typing
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -15,17 +14,13 @@ import pytest
 from airflow_provider_mediapocket import models
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox, RawReply
-from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
+from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger
 from airflow_provider_mediapocket.waiting import asset_state
 from tests.triggers._support import first_event, make_context
 
-
-@pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    with sandbox_as_connection(monkeypatch, media_processing_seconds=600, dag_action_run_seconds=600) as sb:
-        yield sb
+sandbox = mediapocket_sandbox_fixture(media_processing_seconds=600, dag_action_run_seconds=600)
 
 
 def reply_once(sandbox: MediaPocketSandbox, method: str, path: str, body: Any, times: int = 1) -> None:

@@ -79,7 +79,7 @@ def test_a_trigger_started_after_the_run_finds_it_although_a_fetch_of_its_tick_p
         if older_fetch == "in-flight":
             await until(lambda: calls(sandbox, "GET", listing))  # the server has taken its snapshot
         else:
-            await until(lambda: first._last_status is not None)  # the first poll is done
+            await until(lambda: first._watch.last_status is not None)  # the first poll is done
         # Now the operator starts a run and defers: its trigger starts in the same tick.
         new_run = sandbox.state.start_run(asset_id, 1)
         sandbox.state.set_run_status(new_run["id"], "completed")

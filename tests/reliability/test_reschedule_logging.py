@@ -7,25 +7,20 @@ Status lines are told apart from run messages by their prefix, not by their word
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox, RawReply
-from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
+from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from tests.triggers._support import make_context
 
 SLOW = 60.0  # nothing moves unless the test moves the sandbox's clock
 
 
-@pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    with sandbox_as_connection(monkeypatch, media_processing_seconds=SLOW, dag_action_run_seconds=SLOW) as sb:
-        yield sb
+sandbox = mediapocket_sandbox_fixture(media_processing_seconds=SLOW, dag_action_run_seconds=SLOW)
 
 
 def info_lines(logs: list[dict[str, Any]], exclude_prefix: str) -> list[str]:

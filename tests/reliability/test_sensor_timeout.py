@@ -7,7 +7,6 @@ and a retried deferrable sensor used to wait its whole ``timeout`` again. The ev
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,17 +16,14 @@ from airflow_provider_mediapocket.exceptions import MediaPocketTimeoutError
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.operators.mediapocket import MediaPocketStartDagActionOperator
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
-from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
+from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from tests.triggers._support import first_event, make_context
 
 SLOW = 600.0  # nothing finishes during a test
 
 
-@pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    with sandbox_as_connection(monkeypatch, media_processing_seconds=SLOW, dag_action_run_seconds=SLOW) as sb:
-        yield sb
+sandbox = mediapocket_sandbox_fixture(media_processing_seconds=SLOW, dag_action_run_seconds=SLOW)
 
 
 def timeout_event(sensor: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ enough for what the sensors use; the real Airflow path (task runner, triggerer) 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from airflow_provider_mediapocket.exceptions import (
 )
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
-from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
+from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
 from tests.triggers._support import first_event, logged_run_messages, make_context
@@ -31,11 +30,8 @@ from tests.triggers._support import first_event, logged_run_messages, make_conte
 SLOW = 60.0  # lifecycles of the "clock" sandbox: nothing happens unless the test moves the clock
 
 
-@pytest.fixture
-def clock_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    """A sandbox whose runs and media take 60 s: the tests move its clock with ``state.advance``."""
-    with sandbox_as_connection(monkeypatch, media_processing_seconds=SLOW, dag_action_run_seconds=SLOW) as sb:
-        yield sb
+# Runs and media take 60 s: the tests move the sandbox's clock with ``state.advance``.
+clock_sandbox = mediapocket_sandbox_fixture(media_processing_seconds=SLOW, dag_action_run_seconds=SLOW)
 
 
 def start(action: int = 1) -> tuple[str, str]:
@@ -189,7 +185,7 @@ def test_run_sensor_defers_then_completes(clock_sandbox: MediaPocketSandbox) -> 
         assert kwargs["poll_interval"] == 0.05
         assert before + 30 <= kwargs["end_time"] <= time.time() + 30
         assert kwargs["asset_id"] == asset_id and kwargs["dag_action_run_id"] == run_id
-        assert kwargs["messages_seen"] == 1  # "Set in queue..." was logged by the first poke
+        assert kwargs["watch"]["messages_seen"] == 1  # "Set in queue..." was logged by the first poke
         assert deferred.value.timeout is not None and deferred.value.timeout.total_seconds() == 30
         clock_sandbox.state.advance(SLOW)
         event = first_event(trigger)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
-from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
+from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 
 RUN_SECONDS = 0.3
 MEDIA_SECONDS = 0.1
@@ -74,19 +73,13 @@ def first_event(trigger: Any, timeout: float = 10.0) -> dict[str, Any]:
     return asyncio.run(asyncio.wait_for(first_payload(trigger), timeout))
 
 
-@pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[MediaPocketSandbox]:
-    """A sandbox with short lifecycles (runs finish in 0.3 s, media in 0.1 s) as ``mediapocket_default``."""
-    with sandbox_as_connection(
-        monkeypatch, media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS
-    ) as sb:
-        yield sb
+# Short lifecycles: runs finish in 0.3 s, media in 0.1 s.
+sandbox = mediapocket_sandbox_fixture(media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=RUN_SECONDS)
 
 
 def add_connection(monkeypatch: pytest.MonkeyPatch, sb: MediaPocketSandbox, conn_id: str, key: str) -> None:
     """Define connection ``conn_id`` to the sandbox with API key ``key``."""
-    conn = {"conn_type": "mediapocket", "host": sb.base_url, "password": key, "extra": {"retry_backoff": 0.01}}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", sb.connection(api_key=key, retry_backoff=0.01))
 
 
 _AT = re.compile(r" \(at [^)]*\)$")

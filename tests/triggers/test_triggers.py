@@ -72,7 +72,7 @@ def test_run_success_logs_every_message_as_seen_and_sends_a_small_event(hook: Me
 def test_run_trigger_logs_only_messages_the_task_has_not_logged(hook: MediaPocketHook) -> None:
     asset_id, run_id = started(hook)
     with capture_logs() as logs:
-        event = first_event(run_trigger(asset_id, run_id, messages_seen=2))
+        event = first_event(run_trigger(asset_id, run_id, watch={"messages_seen": 2}))
     assert event["status"] == "success"
     assert logged_run_messages(logs, run_id) == [f"Processing asset {asset_id}", "Finished successfully"]
 
@@ -173,7 +173,7 @@ def test_mixed_case_statuses_given_to_the_trigger_still_match(sandbox: MediaPock
     """The docstring says statuses are compared lower-cased; a trigger built directly with "Completed" works."""
     asset_id, run_id = started(hook)
     sandbox.state.advance(RUN_SECONDS * 2)  # complete
-    event = first_event(run_trigger(asset_id, run_id, end_in=0.3, success_statuses=["Completed"]))
+    event = first_event(run_trigger(asset_id, run_id, end_in=0.3, watch={"success_statuses": ["Completed"]}))
     assert event["status"] == "success"
 
 
@@ -188,11 +188,11 @@ def rebuild(classpath: str, kwargs: dict[str, Any]) -> Any:
 def test_run_trigger_serializes_to_plain_json_without_the_key(sandbox: MediaPocketSandbox) -> None:
     from airflow.sdk.serde import deserialize, serialize
 
-    trigger = run_trigger("asset-1", 7, messages_seen=3, hook_params={"retry_limit": 0, "timeout": 5.0})
+    trigger = run_trigger("asset-1", 7, watch={"messages_seen": 3}, hook_params={"retry_limit": 0, "timeout": 5.0})
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_mediapocket.triggers.mediapocket.MediaPocketDagActionRunTrigger"
     assert kwargs["poll_interval"] == 0.05
-    assert kwargs["messages_seen"] == 3
+    assert kwargs["watch"]["messages_seen"] == 3
     assert kwargs["dag_action_run_id"] == "7"
     assert kwargs["hook_params"] == {"retry_limit": 0, "timeout": 5.0}
     assert deserialize(serialize(kwargs)) == kwargs
@@ -216,7 +216,7 @@ def test_asset_trigger_serializes_round_trip(sandbox: MediaPocketSandbox) -> Non
 
 def test_triggerer_restart_mid_wait_gives_the_same_result(sandbox: MediaPocketSandbox, hook: MediaPocketHook) -> None:
     asset_id, run_id = started(hook)
-    trigger = run_trigger(asset_id, run_id, messages_seen=1)
+    trigger = run_trigger(asset_id, run_id, watch={"messages_seen": 1})
     classpath, kwargs = trigger.serialize()
 
     async def interrupted() -> None:
@@ -229,11 +229,11 @@ def test_triggerer_restart_mid_wait_gives_the_same_result(sandbox: MediaPocketSa
     with capture_logs() as logs:
         event = first_event(restarted)
     assert event["status"] == "success"
-    # The restarted trigger starts from the kwargs' messages_seen: what the task logged before deferring.
+    # The restarted trigger starts from the kwargs' watch: what the task logged before deferring.
     assert logged_run_messages(logs, run_id)[-1] == "Finished successfully"
     assert logged_run_messages(logs, run_id) == [m.format(asset=asset_id) for m in ALL_MESSAGES[1:]]
     # an uninterrupted trigger would have reported the same
-    assert first_event(run_trigger(asset_id, run_id, messages_seen=1)) == event
+    assert first_event(run_trigger(asset_id, run_id, watch={"messages_seen": 1})) == event
     assert sandbox.api_key not in json.dumps(event)
 
 
@@ -358,7 +358,7 @@ def test_triggers_on_one_asset_share_requests_but_report_their_own_run(
     sandbox.clear_requests()
 
     async def main() -> list[dict[str, Any]]:
-        triggers = [run_trigger(asset.id, first.id), run_trigger(asset.id, second.id, messages_seen=1)]
+        triggers = [run_trigger(asset.id, first.id), run_trigger(asset.id, second.id, watch={"messages_seen": 1})]
         return list(await asyncio.gather(*(first_payload(t) for t in triggers)))
 
     began = time.monotonic()

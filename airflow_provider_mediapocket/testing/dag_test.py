@@ -1,28 +1,8 @@
-"""Run DAGs end to end with Airflow's real ``dag.test()``, each run in a fresh subprocess.
+"""``dag.test()`` runs, each in a fresh subprocess: :func:`run_dag_test` and its :class:`DagTestResult`.
 
-Airflow reads ``AIRFLOW_HOME`` and every ``AIRFLOW__...`` setting when it is first imported, so a DAG run
-with its own settings needs its own interpreter. This module gives you:
-
-* :func:`prepare_airflow_home` -- build the environment of a throwaway ``AIRFLOW_HOME`` (SQLite) whose
-  dags folder is the one you name, and run ``airflow db migrate`` in it once;
-* :func:`run_dag_test` -- run one DAG with ``dag.test()`` in a subprocess using that environment and get
-  back a :class:`DagTestResult`: the run state, each task instance's state, the ``return_value`` XComs
-  and the whole log text.
-
-Example (pytest)::
-
-    from airflow_provider_mediapocket.testing import prepare_airflow_home, run_dag_test
-
-    env = prepare_airflow_home(tmp_path / "home", Path("example_dags"))
-    result = run_dag_test("my_dag", env, conf={"x": 1})
-    assert result.state == "success", result.output_tail()
-    assert result.xcoms["my_task"] == {"n": 1}
-
-Command line::
-
-    python -m airflow_provider_mediapocket.testing test DAG_ID --dags-folder example_dags [--conf JSON]
-    python -m airflow_provider_mediapocket.testing run DAG_ID [--conf JSON]   # env already prepared
-
+The parent side starts ``python -m airflow_provider_mediapocket.testing run DAG_ID`` with the environment
+of a prepared home (:func:`~airflow_provider_mediapocket.testing.airflow_home.prepare_airflow_home`); the
+child side (:func:`_child_run`) runs ``dag.test()`` there and prints one machine-readable result line.
 This module does not import Airflow at import time (only the subprocess it starts does).
 """
 
@@ -30,29 +10,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
-import os
-import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_mediapocket.testing.airflow_home import prepare_airflow_home
+from airflow_provider_mediapocket.testing.process import run_child
+
 __all__ = [
     "RESULT_MARKER",
     "DagTestResult",
-    "prepare_airflow_home",
+    "main",
     "run_dag_test",
 ]
 
 #: Prefix of the one machine-readable line the subprocess prints at the end of a run.
 RESULT_MARKER = "@@DAG_TEST_RESULT@@"
-
-_MIGRATED_MARKER = ".mediapocket_testing_migrated"
 
 _FINISHED_OK = "success"
 
@@ -137,134 +114,8 @@ class DagTestResult:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Parent side: environment + migrate + subprocess
+# Parent side: one subprocess per run
 # --------------------------------------------------------------------------------------------------------------
-def _package_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
-def _with_pythonpath(env: dict[str, str], *dirs: Path) -> None:
-    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    for directory in reversed(dirs):
-        text = str(directory)
-        if text not in parts:
-            parts.insert(0, text)
-    if parts:
-        env["PYTHONPATH"] = os.pathsep.join(parts)
-
-
-def prepare_airflow_home(
-    path: Path,
-    dags_folder: Path,
-    extra_env: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Make ``path`` a throwaway ``AIRFLOW_HOME`` (SQLite) reading DAGs from ``dags_folder``.
-
-    Returns the environment to run Airflow in: a copy of ``os.environ`` without any ``AIRFLOW__...`` setting
-    or ``AIRFLOW_CONFIG`` of the caller, plus the settings for fast, quiet and deterministic runs, plus
-    ``extra_env`` (which wins). Runs ``airflow db migrate`` in that environment once; later calls with the
-    same ``path`` skip it (a marker file in ``path`` records it).
-
-    Reuse one home for many runs: migrating takes several seconds.
-    """
-    home = Path(path).resolve()
-    dags = Path(dags_folder).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    if not dags.is_dir():
-        raise FileNotFoundError(f"dags folder {dags} does not exist")
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__") and k != "AIRFLOW_CONFIG"}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW_CONFIG": str(home / "airflow.cfg"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONHASHSEED": "0",
-            "NO_COLOR": "1",
-        }
-    )
-    root = _package_root()
-    if root.name not in ("site-packages", "dist-packages"):
-        # Running from a source checkout: make the provider importable by the subprocess and its DAGs.
-        _with_pythonpath(env, root)
-    if extra_env:
-        env.update(extra_env)
-
-    marker = home / _MIGRATED_MARKER
-    stamp = _migration_stamp(env)
-    if not _is_migrated(marker, stamp, env):
-        marker.unlink(missing_ok=True)
-        _migrate(env)
-        marker.write_text(json.dumps(stamp, sort_keys=True) + "\n", encoding="utf-8")
-    return env
-
-
-def _migration_stamp(env: Mapping[str, str]) -> dict[str, str]:
-    """What a migrated database depends on: the database URL and the installed Airflow version."""
-    from importlib import metadata
-
-    version = "unknown"
-    for dist in ("apache-airflow-core", "apache-airflow"):
-        try:
-            version = metadata.version(dist)
-            break
-        except metadata.PackageNotFoundError:
-            continue
-    return {"sql_alchemy_conn": env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""), "airflow": version}
-
-
-def _is_migrated(marker: Path, stamp: Mapping[str, str], env: Mapping[str, str]) -> bool:
-    try:
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if recorded != dict(stamp):
-        return False
-    conn = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
-    if conn.startswith("sqlite:///"):
-        # The database file may have been deleted since: then migrate again.
-        return Path(conn[len("sqlite:///") :]).exists()
-    return True
-
-
-def _airflow_command() -> list[str]:
-    """``python -m airflow`` (works on Airflow 3), else the ``airflow`` script beside the interpreter."""
-    script = Path(sys.executable).with_name("airflow")
-    try:
-        if importlib.util.find_spec("airflow.__main__") is not None:
-            return [sys.executable, "-m", "airflow"]
-    except (ImportError, ValueError):
-        pass
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "airflow"]
-
-
-def _migrate(env: Mapping[str, str]) -> None:
-    cmd = [*_airflow_command(), "db", "migrate"]
-    proc = subprocess.run(
-        cmd,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed with exit code {proc.returncode}:\n{proc.stdout[-8000:]}")
-
-
 def _split_output(text: str) -> tuple[str, dict[str, Any] | None]:
     """Take the last result line out of ``text``; return (the rest, the parsed payload or None)."""
     payload: dict[str, Any] | None = None
@@ -281,14 +132,6 @@ def _split_output(text: str) -> tuple[str, dict[str, Any] | None]:
     return "".join(kept), payload
 
 
-def _as_text(data: str | bytes | None) -> str:
-    if data is None:
-        return ""
-    if isinstance(data, bytes):
-        return data.decode("utf-8", errors="replace")
-    return data
-
-
 def run_dag_test(
     dag_id: str,
     env: Mapping[str, str],
@@ -300,9 +143,15 @@ def run_dag_test(
 ) -> DagTestResult:
     """Run DAG ``dag_id`` once with ``dag.test()`` in a fresh subprocess using ``env``.
 
-    ``env`` is what :func:`prepare_airflow_home` returned (add ``AIRFLOW_CONN_<ID>`` entries to it for
-    connections). ``conf`` becomes the run's ``dag_run.conf``; ``logical_date`` (ISO 8601) defaults to now.
     Deferrable tasks' triggers run inline. Never raises for a failed run: look at the result.
+
+    :param dag_id: the DAG to run.
+    :param env: what :func:`prepare_airflow_home` returned (add ``AIRFLOW_CONN_<ID>`` entries to it for
+        connections, e.g. ``MediaPocketSandbox.airflow_connection_env()``).
+    :param conf: the run's ``dag_run.conf``.
+    :param logical_date: ISO 8601; default now.
+    :param timeout: seconds; past it the subprocess (and its process group) is killed and the result says so.
+    :param cwd: the subprocess's working directory.
     """
     cmd = [sys.executable, "-m", "airflow_provider_mediapocket.testing", "run", dag_id]
     if conf is not None:
@@ -310,36 +159,25 @@ def run_dag_test(
     if logical_date is not None:
         cmd += ["--logical-date", logical_date]
 
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            cmd,
-            env=dict(env),
-            cwd=str(cwd) if cwd is not None else None,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
+    done = run_child(cmd, env, timeout=timeout, cwd=cwd)
+    if done.timed_out:
         return DagTestResult(
             dag_id=dag_id,
             state=None,
-            output=_as_text(exc.stdout),
-            returncode=-9,
+            output=done.output,
+            returncode=done.returncode,
             error=f"timed out after {timeout} s",
-            duration=time.monotonic() - started,
+            duration=done.duration,
         )
-    duration = time.monotonic() - started
-    output, payload = _split_output(proc.stdout or "")
+    duration = done.duration
+    output, payload = _split_output(done.output)
     if payload is None:
         return DagTestResult(
             dag_id=dag_id,
             state=None,
             output=output,
-            returncode=proc.returncode,
-            error=f"the subprocess exited with code {proc.returncode} without printing a result line",
+            returncode=done.returncode,
+            error=f"the subprocess exited with code {done.returncode} without printing a result line",
             duration=duration,
         )
     return DagTestResult(
@@ -349,7 +187,7 @@ def run_dag_test(
         xcoms=dict(payload.get("xcoms") or {}),
         xcom_entries=list(payload.get("xcom_entries") or []),
         output=output,
-        returncode=proc.returncode,
+        returncode=done.returncode,
         error=payload.get("error"),
         run_id=payload.get("run_id"),
         logical_date=payload.get("logical_date"),

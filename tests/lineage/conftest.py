@@ -1,0 +1,1 @@
+from tests.triggers._support import sandbox  # noqa: F401  (fixture)
