@@ -14,7 +14,7 @@ listens on 127.0.0.1 only (a free port), and is stopped -- and checked to be gon
 * :class:`Redis` runs ``redis-server`` in the foreground with its whole config on the command line (no
   persistence).
 
-Stdlib only.
+Stdlib and the project's testing toolkit only.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from airflow_provider_mediapocket.testing.process import descendants
 
 SERVICE_USER = "mpe2e"
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -265,19 +267,5 @@ class Redis:
 
 
 def _children_and(roots: list[int]) -> list[int]:
-    """``roots`` and their descendants alive now (from /proc/<pid>/stat)."""
-    parent: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found = [pid for pid in roots if pid in parent]
-    todo = list(found)
-    while todo:
-        pid = todo.pop()
-        for child, ppid in parent.items():
-            if ppid == pid and child not in found:
-                found.append(child)
-                todo.append(child)
-    return [pid for pid in found if _pid_alive(pid)]
+    """``roots`` and their descendants alive now (zombies excluded)."""
+    return [pid for pid in descendants(roots) if _pid_alive(pid)]

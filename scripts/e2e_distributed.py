@@ -46,7 +46,6 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _services as services
 import e2e_deployment as harness
 
-from airflow_provider_mediapocket.sandbox.server import MediaPocketSandbox
+from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from airflow_provider_mediapocket.testing import migrate
+from airflow_provider_mediapocket.testing.api import Api
+from airflow_provider_mediapocket.testing.common import (
+    DeploymentError,
+    Interrupted,
+    free_port,
+    handle_interrupts,
+    wait_for,
+)
+from airflow_provider_mediapocket.testing.common import log as _log
+from airflow_provider_mediapocket.testing.deployment import STARTUP_TIMEOUT, Deployment, Proc
+from airflow_provider_mediapocket.testing.logs import files_under, secret_absent, task_log_dir, trigger_logs
+from airflow_provider_mediapocket.testing.process import descendants, still_same
+from airflow_provider_mediapocket.testing.report import Report, finish
 
 ROOT = harness.ROOT
 DAG_ID = harness.DAG_ID
@@ -76,7 +89,7 @@ MESSAGE_LINE = re.compile(r"DAG action run (\d+): (.+?)(?: \(at [^)]*\))?(?:\s+\
 
 
 def log(message: str) -> None:
-    print(f"[e2e-distributed {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    _log(message, prefix="e2e-distributed")
 
 
 class Cluster:
@@ -90,38 +103,38 @@ class Cluster:
         self.postgres: services.Postgres | None = None
         self.redis: services.Redis | None = None
         self.sandbox: MediaPocketSandbox | None = None
-        self.deployment: harness.Deployment | None = None
-        self.api: harness.Api | None = None
-        self.killed: list[harness.Proc] = []
+        self.deployment: Deployment | None = None
+        self.api: Api | None = None
+        self.killed: list[Proc] = []
         self.triggerer_job: dict[str, int] = {}
         self.killed_pids: dict[int, int] = {}
         self.db: Any = None
 
     # ------------------------------------------------------------------------------------------ start
-    def start(self, report: dict[str, Any]) -> None:
+    def start(self, report: Report) -> None:
         installed = services.ensure_packages(log)
-        report["installed_packages"] = installed
         # The servers' account must reach their directories inside the throwaway home.
         self.home.chmod(0o755)
         svc = self.home / "services"
         svc.mkdir()
         svc.chmod(0o755)
-        self.postgres = services.Postgres(svc / "postgres", harness.free_port(), self.account)
-        report["postgres_start_seconds"] = round(self.postgres.start(), 1)
-        self.redis = services.Redis(svc / "redis", harness.free_port(), self.account)
-        report["redis_start_seconds"] = round(self.redis.start(), 1)
-        log(f"PostgreSQL {self.postgres.version} on port {self.postgres.port}, Redis on port {self.redis.port} "
-            f"(as user {self.account.name})")
+        self.postgres = services.Postgres(svc / "postgres", free_port(), self.account)
+        pg_seconds = self.postgres.start()
+        self.redis = services.Redis(svc / "redis", free_port(), self.account)
+        redis_seconds = self.redis.start()
+        report.add(f"PostgreSQL {self.postgres.version} ready in {pg_seconds:.1f}s, Redis in {redis_seconds:.1f}s "
+                   f"(as user {self.account.name}; installed now: {installed or 'nothing'})",
+                   installed_packages=installed, postgres_start_seconds=round(pg_seconds, 1),
+                   redis_start_seconds=round(redis_seconds, 1))
 
-        self.sandbox = MediaPocketSandbox(
-            api_key=self.api_key, port=0, media_processing_seconds=self.args.media_processing_seconds,
-            dag_action_run_seconds=self.args.dag_action_run_seconds,
-        ).start()
-        api_port = harness.free_port()
-        env = harness.build_env(self.home, api_port, self.sandbox.port, self.api_key)
-        env.update(self.distributed_settings())
-        self.deployment = harness.Deployment(self.home, env)
-        report["db_migrate_seconds"] = round(harness.run_migrate(env, self.home), 1)
+        # The deployment's own sandbox object, served from this process (not as a process of its own).
+        self.deployment, self.sandbox = harness.prepare(self.home, self.api_key, overrides=self.distributed_settings())
+        self.sandbox.state.media_processing_seconds = self.args.media_processing_seconds
+        self.sandbox.state.dag_action_run_seconds = self.args.dag_action_run_seconds
+        self.sandbox.start()
+        dep = self.deployment
+        seconds = migrate(dep.env, log_path=dep.proc_logs / "db-migrate.log")
+        report.add(f"airflow db migrate (PostgreSQL): {seconds or 0:.1f}s", migrate_seconds=seconds)
         import psycopg2
 
         self.db = psycopg2.connect(host="127.0.0.1", port=self.postgres.port, user=services.DB_USER,
@@ -129,41 +142,26 @@ class Cluster:
         self.db.autocommit = True
 
         started = time.monotonic()
-        dep = self.deployment
-        dep.start("api-server", harness.airflow_argv("api-server", "--host", "127.0.0.1", "--port", str(api_port),
-                                                     "--workers", "1"))
-        dep.start("scheduler", harness.airflow_argv("scheduler", "--skip-serve-logs"))
-        dep.start("dag-processor", harness.airflow_argv("dag-processor"))
+        for component in ("api-server", "scheduler", "dag-processor"):
+            dep.start(component)
         for name in WORKERS:
-            dep.start(name, harness.airflow_argv(
-                "celery", "worker", "--skip-serve-logs", "--concurrency", str(WORKER_CONCURRENCY),
-                "--celery-hostname", f"{name}@%h", "--without-mingle", "--without-gossip",
-            ))
+            dep.start("celery worker", "--skip-serve-logs", "--concurrency", str(WORKER_CONCURRENCY),
+                      "--celery-hostname", f"{name}@%h", "--without-mingle", "--without-gossip", name=name)
         # One triggerer at a time: the TriggererJob row that appears next is the one of the triggerer just
         # started (the job table keeps no pid, and both run on this host).
         for name in TRIGGERERS:
             before = set(self.triggerer_jobs())
-            dep.start(name, harness.airflow_argv("triggerer", "--skip-serve-logs"))
-            new = harness.wait_for(f"the TriggererJob of {name}", lambda b=before: set(self.triggerer_jobs()) - b,
-                                   harness.STARTUP_TIMEOUT, 0.5, dep.check_alive)
+            dep.start("triggerer", name=name)
+            new = wait_for(f"the TriggererJob of {name}", lambda b=before: set(self.triggerer_jobs()) - b,
+                           STARTUP_TIMEOUT, 0.5, dep.check_alive)
             self.triggerer_job[name] = next(iter(new))
-        self.api = api = harness.Api(f"http://127.0.0.1:{api_port}")
-        harness.wait_for("the api-server",
-                         lambda: api.request("GET", "/api/v2/monitor/health", auth=False)[0] == 200,
-                         harness.STARTUP_TIMEOUT, 0.5, dep.check_alive)
-        api.login()
-
-        def ready() -> bool:
-            health = api.ok("GET", "/api/v2/monitor/health")
-            parts = all((health.get(p) or {}).get("status") == "healthy"
-                        for p in ("scheduler", "triggerer", "dag_processor"))
-            return (parts and len(self.triggerer_jobs()) == len(TRIGGERERS) and self.workers_ready()
-                    and api.request("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200)
-
-        harness.wait_for("scheduler, dag-processor, 2 triggerers, 2 workers and the DAG parsed", ready,
-                         harness.STARTUP_TIMEOUT, 1.0, dep.check_alive)
-        report["airflow_start_seconds"] = round(time.monotonic() - started, 1)
-        api.ok("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        self.api = Api(dep.api_url)
+        ready = self.api.wait_ready(timeout=STARTUP_TIMEOUT, alive=dep.check_alive, dag_ids=[DAG_ID])
+        wait_for("both Celery workers", self.workers_ready, STARTUP_TIMEOUT, 0.5, dep.check_alive)
+        seconds = time.monotonic() - started
+        report.add(f"api-server, scheduler, dag-processor, {len(WORKERS)} Celery workers and {len(TRIGGERERS)} "
+                   f"triggerers (jobs {self.triggerer_job}) ready after {seconds:.1f}s",
+                   airflow_start_seconds=round(seconds, 1), ready_seconds=ready)
 
     def distributed_settings(self) -> dict[str, str]:
         assert self.postgres is not None and self.redis is not None
@@ -205,15 +203,15 @@ class Cluster:
         return all(" ready." in p.log_path.read_text(errors="replace")
                    for p in self.deployment.procs if p.name in WORKERS)
 
-    def proc(self, name: str) -> harness.Proc:
+    def proc(self, name: str) -> Proc:
         assert self.deployment is not None
-        return next(p for p in self.deployment.procs if p.name == name)
+        return self.deployment.proc(name)
 
     # ------------------------------------------------------------------------------------------ kill
     def kill(self, name: str) -> float:
         """SIGKILL process ``name`` and its whole process tree (a crashed machine); returns the kill time."""
         proc = self.proc(name)
-        tree = harness._descendants([proc.popen.pid])
+        tree = descendants([proc.popen.pid])
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pgid, signal.SIGKILL)
         for pid in tree:
@@ -234,27 +232,19 @@ class Cluster:
         manifest = [{"title": f"{scenario} item {i:03d}", "external_id": f"{scenario}-{i:03d}",
                      "file_url": f"https://media.example.com/e2e/{scenario}-{i:03d}.mp4", "tags": ["e2e"]}
                     for i in range(items)]
-        conf = {"manifest": manifest, "project_title": f"Distributed {scenario}"}
-        run = self.api.ok("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
-        log(f"{scenario}: triggered run {run['dag_run_id']} over {items} items")
-        return run["dag_run_id"], manifest
+        run_id = self.api.trigger(DAG_ID, {"manifest": manifest, "project_title": f"Distributed {scenario}"})
+        log(f"{scenario}: triggered run {run_id} over {items} items")
+        return run_id, manifest
 
     def wait_run(self, run_id: str, timeout: float) -> str:
         assert self.api is not None and self.deployment is not None
-        api = self.api
-        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-        return harness.wait_for(  # type: ignore[no-any-return]
-            f"run {run_id} to finish",
-            lambda: (state if (state := api.ok("GET", path)["state"]) in harness.TERMINAL_RUN_STATES else None),
-            timeout, 2.0, self.deployment.check_alive)
+        return self.api.wait_run(DAG_ID, run_id, timeout=timeout, alive=self.deployment.check_alive)
 
     def task_instances(self, run_id: str) -> list[dict[str, Any]]:
         assert self.api is not None
-        quoted = urllib.parse.quote(run_id, safe="")
         tis: list[dict[str, Any]] = []
-        while True:
-            page = self.api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances"
-                                      f"?limit=100&offset={len(tis)}")
+        while True:  # Api.task_instances reads one page of 100; a mapped run has more
+            page = self.api.ok("GET", f"{self.api.run_path(DAG_ID, run_id)}/taskInstances?limit=100&offset={len(tis)}")
             tis.extend(page["task_instances"])
             if len(tis) >= page["total_entries"] or not page["task_instances"]:
                 return tis
@@ -267,7 +257,7 @@ class Cluster:
         tis = self.task_instances(run_id)
         not_ok = sorted(f"{t['task_id']}[{t['map_index']}]={t['state']}" for t in tis if t["state"] != "success")
         if state != "success" or not_ok:
-            raise harness.E2EFailure(f"{scenario}: run {run_id} ended {state}; not successful: {not_ok[:20]}")
+            raise DeploymentError(f"{scenario}: run {run_id} ended {state}; not successful: {not_ok[:20]}")
         state_ = self.sandbox.state
         wanted = {item["external_id"] for item in manifest}
         assets = [a for a in state_.assets.values() if a.get("external_id") in wanted]
@@ -275,10 +265,10 @@ class Cluster:
         runs = [r for r in state_.runs.values() if r["asset_id"] in {a["id"] for a in assets}]
         per_asset = Counter(r["asset_id"] for r in runs)
         if set(per_item) != wanted or set(per_item.values()) != {1}:
-            raise harness.E2EFailure(f"{scenario}: assets per item {dict(per_item)}, expected one for each of "
+            raise DeploymentError(f"{scenario}: assets per item {dict(per_item)}, expected one for each of "
                                      f"{len(wanted)}")
         if len(per_asset) != len(assets) or set(per_asset.values()) != {1}:
-            raise harness.E2EFailure(f"{scenario}: DAG action runs per asset {dict(per_asset)}, expected one each")
+            raise DeploymentError(f"{scenario}: DAG action runs per asset {dict(per_asset)}, expected one each")
         messages = self.check_messages(run_id, runs, dead_job)
         retried = sorted(f"{t['task_id']}[{t['map_index']}] try {t['try_number']}" for t in tis if t["try_number"] > 1)
         return {"run_id": run_id, "state": state, "task_instances": len(tis), "assets": len(assets),
@@ -296,7 +286,7 @@ class Cluster:
         seen: Counter[tuple[str, str]] = Counter()
         before_kill: set[tuple[str, str]] = set()
         in_process_log = 0
-        base = harness.ti_log_dir(self.home, run_id, "run_dag_action", -1)
+        base = task_log_dir(self.home, DAG_ID, run_id, "run_dag_action", -1)
         for path in sorted(base.rglob("attempt=*")):
             found = self._messages(path.read_text(errors="replace").splitlines())
             seen.update(found)
@@ -315,7 +305,7 @@ class Cluster:
         problems += [f"run {rid} {text!r}: logged but not a message of the run" for rid, text in seen
                      if (rid, text) not in expected]
         if problems:
-            raise harness.E2EFailure("run messages not logged exactly once:\n  " + "\n  ".join(problems[:20]))
+            raise DeploymentError("run messages not logged exactly once:\n  " + "\n  ".join(problems[:20]))
         return {"run_messages_checked": sum(expected.values()), "relogged_after_takeover": len(relogged),
                 "messages_in_triggerer_process_log": in_process_log}
 
@@ -332,29 +322,19 @@ class Cluster:
         return found
 
     def check_no_key(self) -> int:
-        """The API key is in no file under the home (Airflow's logs, the process logs, Postgres's and Redis's
-        logs and data)."""
-        needle = self.api_key.encode()
-        files = [p for p in self.home.rglob("*") if p.is_file()]
-        leaks = []
-        for path in files:
-            with contextlib.suppress(OSError):
-                if needle in path.read_bytes():
-                    leaks.append(str(path.relative_to(self.home)))
-        if leaks:
-            raise harness.E2EFailure("the API key appears in: " + ", ".join(leaks[:20]))
-        return len(files)
+        """The API key is in no file under the home: Airflow's logs, the process logs, Postgres's and Redis's
+        logs and data. Returns how many files were scanned."""
+        return secret_absent(files_under(self.home), self.api_key)
 
     # ------------------------------------------------------------------------------------------ stop
-    def stop(self, report: dict[str, Any]) -> None:
+    def stop(self, report: Report) -> None:
         """Everything down; raises if any process is left."""
         started = time.monotonic()
         left: list[str] = []
         if self.deployment is not None:
             snapshot = self.deployment.tree()
-            self.deployment.stop_all()
-            alive = harness._still_same({**snapshot, **self.killed_pids, **self.deployment.tree()})
-            left += [f"airflow pid {pid}" for pid in alive]
+            left += [f"airflow pid {pid}" for pid in harness.stop(self.deployment, report)]
+            left += [f"airflow pid {pid}" for pid in still_same({**snapshot, **self.killed_pids})]
         if self.db is not None:
             with contextlib.suppress(Exception):
                 self.db.close()
@@ -363,10 +343,12 @@ class Cluster:
         for name, service in (("postgres", self.postgres), ("redis", self.redis)):
             if service is not None:
                 left += [f"{name} pid {pid}" for pid in service.stop()]
-        report["stop_seconds"] = round(time.monotonic() - started, 1)
-        report["left_running"] = left
+        left = sorted(set(left))
+        report.add(f"everything stopped in {time.monotonic() - started:.1f}s (Airflow, PostgreSQL, Redis); "
+                   f"left running: {left or 'none'}", stop_seconds=round(time.monotonic() - started, 1),
+                   left_running=left)
         if left:
-            raise harness.E2EFailure(f"still running after the stop: {', '.join(left)}")
+            raise DeploymentError(f"still running after the stop: {', '.join(left)}")
 
 
 def scenario_triggerer_kill(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
@@ -382,7 +364,7 @@ def scenario_triggerer_kill(cluster: Cluster, args: argparse.Namespace) -> dict[
         busiest = max(held.items(), key=lambda kv: len(kv[1]), default=None)
         return busiest if busiest is not None and len(busiest[1]) >= args.kill_at_triggers else None
 
-    dead_job, _ = harness.wait_for(
+    dead_job, _ = wait_for(
         f"a triggerer holding {args.kill_at_triggers} DAG action run waits", busy_enough, args.run_timeout, 0.5,
         cluster.deployment.check_alive)
     victim = next(name for name, job in cluster.triggerer_job.items() if job == dead_job)
@@ -404,13 +386,13 @@ def scenario_triggerer_kill(cluster: Cluster, args: argparse.Namespace) -> dict[
             elif now[tid][1] == live_job:
                 taken[tid] = time.monotonic() - killed_at
             elif now[tid][1] not in (dead_job, None):
-                raise harness.E2EFailure(f"trigger {tid} went to job {now[tid][1]}, not {live_job}")
+                raise DeploymentError(f"trigger {tid} went to job {now[tid][1]}, not {live_job}")
         return len(taken) + len(done_before) == len(held)
 
-    harness.wait_for(f"{survivor} to take over the triggers of {victim}", taken_over,
-                     TRIGGERER_HEALTH_THRESHOLD * 6, 0.5, cluster.deployment.check_alive)
+    wait_for(f"{survivor} to take over the triggers of {victim}", taken_over, TRIGGERER_HEALTH_THRESHOLD * 6,
+             0.5, cluster.deployment.check_alive)
     if not taken:
-        raise harness.E2EFailure(f"none of the {len(held)} triggers of {victim} was taken over by {survivor}")
+        raise DeploymentError(f"none of the {len(held)} triggers of {victim} was taken over by {survivor}")
     takeover = max(taken.values())
     log(f"{survivor} took over {len(taken)} triggers within {takeover:.1f}s of the kill "
         f"({len(done_before)} had finished)")
@@ -420,12 +402,12 @@ def scenario_triggerer_kill(cluster: Cluster, args: argparse.Namespace) -> dict[
     missing = []
     for tid in taken:
         _, _, _, task_id, map_index = held[tid]
-        directory = harness.ti_log_dir(cluster.home, run_id, task_id, map_index)
-        logs = list(directory.glob(f"attempt=*.log.trigger.{live_job}.log"))
+        directory = task_log_dir(cluster.home, DAG_ID, run_id, task_id, map_index)
+        logs = [path for path, job in trigger_logs(directory).items() if job == live_job]
         if not any("Trigger fired event" in p.read_text(errors="replace") for p in logs):
             missing.append(f"{task_id}[{map_index}]")
     if missing:
-        raise harness.E2EFailure(f"no 'Trigger fired event' in a trigger log of job {live_job} for {missing[:20]}")
+        raise DeploymentError(f"no 'Trigger fired event' in a trigger log of job {live_job} for {missing[:20]}")
     result.update({
         "items": args.items, "killed": victim, "killed_job": dead_job, "survivor": survivor, "survivor_job": live_job,
         "triggers_held_at_kill": len(held), "triggers_taken_over": len(taken), "triggers_done_before": len(done_before),
@@ -447,8 +429,7 @@ def scenario_worker_kill(cluster: Cluster, args: argparse.Namespace) -> dict[str
     def first_asset() -> str | None:
         return next((a["id"] for a in sandbox.state.assets.values() if a.get("external_id") == first), None)
 
-    asset_id = harness.wait_for(f"the asset of {first}", first_asset, args.run_timeout, 0.5,
-                                cluster.deployment.check_alive)
+    asset_id = wait_for(f"the asset of {first}", first_asset, args.run_timeout, 0.5, cluster.deployment.check_alive)
     # Applied at once, answered late: the start operator is held between its POST and its wait.
     sandbox.inject("slow", method="POST", path_prefix=f"/api/v2/assets/{asset_id}/dag_actions/",
                    delay=START_ANSWER_DELAY)
@@ -461,29 +442,29 @@ def scenario_worker_kill(cluster: Cluster, args: argparse.Namespace) -> dict[str
                and t.get("pid")]
         return tis[0] if tis else None
 
-    ti = harness.wait_for("a DAG action start in flight", start_in_flight, args.run_timeout, 0.5,
-                          cluster.deployment.check_alive)
-    owner = next((name for name in WORKERS if ti["pid"] in harness._descendants([cluster.proc(name).popen.pid])), None)
+    alive = cluster.deployment.check_alive
+    ti = wait_for("a DAG action start in flight", start_in_flight, args.run_timeout, 0.5, alive)
+    owner = next((name for name in WORKERS if ti["pid"] in descendants([cluster.proc(name).popen.pid])), None)
     if owner is None:
-        raise harness.E2EFailure(f"task pid {ti['pid']} is in neither worker's process tree")
+        raise DeploymentError(f"task pid {ti['pid']} is in neither worker's process tree")
     cluster.kill(owner)
     state = cluster.wait_run(run_id, args.run_timeout)
     result = cluster.check_run("workerkill", run_id, state, manifest)
     tis = cluster.task_instances(run_id)
     again = next(t for t in tis if t["task_id"] == "run_dag_action" and t["map_index"] == ti["map_index"])
     if again["try_number"] < 2:
-        raise harness.E2EFailure(f"run_dag_action[{ti['map_index']}] was not retried (try {again['try_number']})")
-    directory = harness.ti_log_dir(cluster.home, run_id, "run_dag_action", ti["map_index"])
+        raise DeploymentError(f"run_dag_action[{ti['map_index']}] was not retried (try {again['try_number']})")
+    directory = task_log_dir(cluster.home, DAG_ID, run_id, "run_dag_action", ti["map_index"])
     text = "".join(p.read_text(errors="replace") for p in directory.glob("attempt=*"))
     if "attaching to" not in text:
-        raise harness.E2EFailure(f"run_dag_action[{ti['map_index']}]: no 'attaching to' line in its logs")
+        raise DeploymentError(f"run_dag_action[{ti['map_index']}]: no 'attaching to' line in its logs")
     result.update({"killed": owner, "task": f"run_dag_action[{ti['map_index']}]", "final_try": again["try_number"],
                    "reattached": True, "seconds": round(time.monotonic() - started, 1)})
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--items", type=int, default=100, help="manifest items of the takeover scenario")
     parser.add_argument("--kill-at-triggers", type=int, default=15,
                         help="kill a triggerer once it holds this many DAG action run waits")
@@ -491,51 +472,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dag-action-run-seconds", type=float, default=40.0)
     parser.add_argument("--worker-kill-run-seconds", type=float, default=90.0,
                         help="DAG action run time in the worker-kill scenario (must outlive the killed try)")
-    parser.add_argument("--run-timeout", type=float, default=900.0)
+    parser.add_argument("--run-timeout", type=float, default=1500.0)
+    parser.add_argument("--report", type=Path, default=REPORT_PATH, help="where to write the JSON report")
     parser.add_argument("--keep-home", action="store_true")
     args = parser.parse_args(argv)
-
-    def _interrupt(signum: int, frame: object) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        raise harness.Interrupted(f"signal {signum}")
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+    handle_interrupts()
 
     t0 = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="mediapocket-e2e-distributed-"))
-    report: dict[str, Any] = {"result": "FAIL"}
+    report = Report("e2e distributed")
     cluster = Cluster(home, args)
-    code = 1
+    code, error = 1, None
     try:
         try:
             cluster.start(report)
-            report["triggerer_kill"] = scenario_triggerer_kill(cluster, args)
-            report["worker_kill"] = scenario_worker_kill(cluster, args)
-            report["files_scanned_for_api_key"] = cluster.check_no_key()
+            result = scenario_triggerer_kill(cluster, args)
+            report.add(f"triggerer_kill: {json.dumps(result, sort_keys=True)}", triggerer_kill=result)
+            result = scenario_worker_kill(cluster, args)
+            report.add(f"worker_kill: {json.dumps(result, sort_keys=True)}", worker_kill=result)
+            scanned = cluster.check_no_key()
+            report.add(f"API key: absent from all {scanned} files under the home (Airflow's logs, process logs, "
+                       "PostgreSQL's and Redis's files)", files_scanned_for_api_key=scanned)
             code = 0
         finally:
             try:
                 cluster.stop(report)
-            except harness.E2EFailure:
+            except DeploymentError:
                 code = 1
                 raise
             finally:
                 if code != 0 and cluster.deployment is not None:
                     cluster.deployment.print_tails(40)
-    except harness.E2EFailure as exc:
-        report["error"] = str(exc)
+    except DeploymentError as exc:
+        error = str(exc)
         print(f"\nE2E-DISTRIBUTED FAILED: {exc}", flush=True)
-    except harness.Interrupted as exc:
-        report["error"] = f"interrupted ({exc})"
+    except Interrupted as exc:
+        error = f"interrupted ({exc})"
         code = 130
-    report["result"] = "PASS" if code == 0 else "FAIL"
-    report["total_seconds"] = round(time.monotonic() - t0, 1)
-    REPORT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    REPORT_PATH.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    lines = [f"{key}: {json.dumps(value, sort_keys=True)}" for key, value in report.items() if key != "result"]
-    harness.finish("e2e distributed", lines, code, home, keep_home=args.keep_home)
+    total = time.monotonic() - t0
+    report.add(f"total wall time: {total:.1f}s", total_seconds=round(total, 1))
+    finish(report, code, home, keep_home=args.keep_home, path=args.report, error=error)
     return code
 
 

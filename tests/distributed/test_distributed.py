@@ -41,9 +41,10 @@ def run_script() -> tuple[int, str, dict[str, Any]]:
 
 @pytest.mark.deployment
 def test_ingest_survives_a_killed_triggerer_and_a_killed_worker() -> None:
-    code, output, report = run_script()
+    code, output, document = run_script()
     tail = "\n".join(output.splitlines()[-150:])
-    assert code == 0 and report.get("result") == "PASS", tail
+    assert code == 0 and document.get("result") == "PASS", tail
+    report = document["facts"]
 
     takeover = report["triggerer_kill"]
     assert takeover["state"] == "success"
