@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-smoke e2e e2e-ui clean
+.PHONY: install demo test lint typecheck unit bench bench-smoke e2e e2e-ui e2e-distributed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ test: lint typecheck unit
 # real triggerer. About 1.5 minutes.
 e2e: $(STAMP)
 	$(PY) -m pytest -m deployment -rP tests/deployment
+
+# A distributed deployment on loopback: PostgreSQL and Redis (Debian's, apt-get when missing, started in a
+# throwaway dir), CeleryExecutor with two workers, two triggerers, scheduler, dag-processor, api-server.
+# mediapocket_ingest over 100 items with a triggerer SIGKILLed mid-wait, then over 2 items with a Celery
+# worker SIGKILLed between a start's POST and its wait. Report in build/e2e-distributed/report.json.
+# Installs the `distributed` extra (Celery provider, psycopg2, asyncpg) when missing, Airflow held at its
+# installed version.
+e2e-distributed: $(STAMP)
+	$(PY) -c "import airflow.providers.celery, psycopg2, asyncpg" 2>/dev/null || $(PY) -m pip install --quiet \
+		-e '.[dev,distributed]' "apache-airflow==$$($(PY) -c 'import airflow; print(airflow.__version__)')"
+	$(PY) -m pytest -m deployment -rP tests/distributed
 
 # The first hour in the Airflow UI, in a real browser: the sandbox and a real deployment on loopback, then
 # Chromium (Debian's, installed when missing) driven by Playwright (the `ui` extra, installed when missing)
