@@ -294,7 +294,7 @@ def test_a_finished_fetch_is_forgotten_soon_after_its_answer_even_in_a_long_tick
             hook_params=HOOK_PARAMS,
         )
         task = asyncio.ensure_future(first_payload(trigger))
-        await until(lambda: trigger._last_status is not None)  # its first poll is answered
+        await until(lambda: trigger._watch.last_status is not None)  # its first poll is answered
         held.append(_shared.fetch_count())
         await until(lambda: _shared.fetch_count() == 0, timeout=5)
         held.append(_shared.fetch_count())
