@@ -33,7 +33,7 @@ test: lint typecheck unit
 # throwaway AIRFLOW_HOME, against the sandbox: one runs mediapocket_ingest, its deferred waits going through
 # the real triggerer (tests/deployment/test_deployment.py); the other runs the event-driven
 # mediapocket_on_ingest while assets are ingested, with the triggerer SIGKILLed mid-stream
-# (tests/deployment/test_events_deployment.py). About 6-9 minutes on a loaded 2-core machine (2-4 each).
+# (tests/deployment/test_events_deployment.py). About 6-9 minutes on a loaded 2-core machine (2-5 each).
 e2e: $(STAMP)
 	$(PY) -m pytest -m deployment -rP tests/deployment
 
