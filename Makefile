@@ -29,9 +29,11 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# A real deployment (api-server, scheduler, dag-processor, triggerer, LocalExecutor, SQLite) in a
-# throwaway AIRFLOW_HOME runs mediapocket_ingest against the sandbox; deferred waits go through the
-# real triggerer. About 1.5 minutes.
+# Two real deployments (api-server, scheduler, dag-processor, triggerer, LocalExecutor, SQLite), each in a
+# throwaway AIRFLOW_HOME, against the sandbox: one runs mediapocket_ingest, its deferred waits going through
+# the real triggerer (tests/deployment/test_deployment.py); the other runs the event-driven
+# mediapocket_on_ingest while assets are ingested, with the triggerer SIGKILLed mid-stream
+# (tests/deployment/test_events_deployment.py). About 6-9 minutes on a loaded 2-core machine (2-5 each).
 e2e: $(STAMP)
 	$(PY) -m pytest -m deployment -rP tests/deployment
 
@@ -39,6 +41,7 @@ e2e: $(STAMP)
 # throwaway dir), CeleryExecutor with two workers, two triggerers, scheduler, dag-processor, api-server.
 # mediapocket_ingest over 100 items with a triggerer SIGKILLed mid-wait, then over 2 items with a Celery
 # worker SIGKILLed between a start's POST and its wait. Report in build/e2e-distributed/report.json.
+# About 12-15 minutes on a loaded 2-core machine (724 s and 871 s measured).
 # Installs the `distributed` extra (Celery provider, psycopg2, asyncpg) when missing, Airflow held at its
 # installed version.
 e2e-distributed: $(STAMP)
@@ -49,13 +52,15 @@ e2e-distributed: $(STAMP)
 # The first hour in the Airflow UI, in a real browser: the sandbox and a real deployment on loopback, then
 # Chromium (Debian's, installed when missing) driven by Playwright (the `ui` extra, installed when missing)
 # adds the connection in the form, tests it, triggers mediapocket_ingest and follows the extra links.
-# Screenshots in build/e2e-ui/. About 2-3 minutes.
+# Screenshots in build/e2e-ui/. About 2-3 minutes; 7 (404 s) measured on a loaded 2-core machine.
 e2e-ui: $(STAMP)
 	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet -e '.[dev,ui]'
 	$(PY) scripts/e2e_ui.py
 
 # Benchmarks print ratios against baselines measured in the same run and write bench/results.json.
-# A missed target prints FAIL but does not fail the command; a crash does.
+# A missed target prints FAIL but does not fail the command; a crash does. `make bench` runs the full sizes
+# (including 5,000 waits on one triggerer, before and after, in one run): several minutes. `make bench-smoke`
+# runs small sizes: about 2 minutes on a loaded 2-core machine.
 bench: $(STAMP)
 	$(PY) bench/run.py
 
