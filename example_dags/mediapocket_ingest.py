@@ -136,8 +136,10 @@ def mediapocket_ingest() -> None:
         return hook.create_project(params["project_title"], tags=["ingest"]).id
 
     @task
-    def manifest_items(params: dict[str, Any], project_id: str) -> list[dict[str, Any]]:
+    def manifest_items(project_id: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """One set of CreateAsset arguments per manifest item, every item checked first."""
+        # ``params`` comes from the context; Airflow < 3.3 needs context arguments after the others.
+        assert params is not None
         return checked_manifest(params["manifest"], project_id)
 
     @task

@@ -44,7 +44,9 @@ def test_entry_points_are_registered() -> None:
 @pytest.fixture(scope="module")
 def airflow_cli(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     home = tmp_path_factory.mktemp("airflow-home")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    # Airflow 3.0 prints INFO lines on stdout before the JSON.
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
 
     def run(*args: str) -> str:
         done = subprocess.run(

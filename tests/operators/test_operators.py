@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
-from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketError,
@@ -38,6 +37,7 @@ from airflow_provider_mediapocket.operators.mediapocket import (
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox import server as sandbox_server
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketDagActionRunTrigger
+from tests._compat import capture_logs, requires_airflow
 from tests.triggers._support import (
     FakeStateStore,
     FakeTI,
@@ -484,7 +484,8 @@ def test_start_deferrable_defers_then_completes(sandbox: MediaPocketSandbox, hoo
         "Set in queue...", "Started processing", f"Processing asset {asset.id}", "Finished successfully"]
     # "Started ... (status 'running')" said it: neither the task nor its trigger repeats "has status 'running'".
     assert kwargs["watch"]["last_status"] == "running"
-    assert [e["event"] for e in logs if "has status 'running'" in str(e["event"])] == []
+    said = [e for e in logs if e["log_level"] != "debug"]
+    assert [e["event"] for e in said if "has status 'running'" in str(e["event"])] == []
 
 
 def test_start_failed_action_raises_with_the_messages(sandbox: MediaPocketSandbox, hook: MediaPocketHook) -> None:
@@ -536,6 +537,7 @@ class _CrashOnceOperator(MediaPocketStartDagActionOperator):
         return super().poll_until_complete(external_id, context)
 
 
+@requires_airflow("3.3", "the run id survives the failed try only in task_state_store")
 def test_start_retry_reattaches_to_the_run(sandbox: MediaPocketSandbox, hook: MediaPocketHook) -> None:
     asset = hook.create_asset("action")
     store, ti = FakeStateStore(), FakeTI()

@@ -82,7 +82,7 @@ def run_together(triggers: list[Any], timeout: float) -> tuple[list[Finished], l
 
 def rebuild(serialized: tuple[str, dict[str, Any]]) -> Any:
     """Rebuild a trigger as the triggerer does: classpath + kwargs, through Airflow's serde and JSON."""
-    from airflow.sdk.serde import deserialize, serialize
+    from tests._compat import deserialize, serialize
 
     classpath, kwargs = serialized
     stored = json.loads(json.dumps({"classpath": classpath, "kwargs": serialize(kwargs)}))

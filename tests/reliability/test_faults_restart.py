@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
-from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.exceptions import MediaPocketRunFailedError
 from airflow_provider_mediapocket.operators.mediapocket import (
@@ -28,6 +27,7 @@ from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor
 from airflow_provider_mediapocket.triggers import _shared
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
+from tests._compat import capture_logs
 from tests.reliability._helpers_faults import HOOK_PARAMS, calls, faults, first_payload, rebuild, running_sandbox
 from tests.triggers._support import FakeStateStore, FakeTI, logged_run_messages, make_context
 

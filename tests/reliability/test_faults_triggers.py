@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
+from tests._compat import capture_logs
 from tests.reliability._helpers_faults import (
     HOOK_PARAMS,
     calls,

@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from structlog.testing import capture_logs
-
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox, RawReply
 from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
+from tests._compat import capture_logs
 from tests.triggers._support import make_context
 
 SLOW = 60.0  # nothing moves unless the test moves the sandbox's clock

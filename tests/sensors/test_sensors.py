@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, TaskDeferred
-from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.exceptions import (
     MediaPocketError,
@@ -25,6 +24,7 @@ from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox.pytest_plugin import mediapocket_sandbox_fixture
 from airflow_provider_mediapocket.sensors.mediapocket import MediaPocketAssetSensor, MediaPocketDagActionRunSensor
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
+from tests._compat import capture_logs
 from tests.triggers._support import first_event, logged_run_messages, make_context
 
 SLOW = 60.0  # lifecycles of the "clock" sandbox: nothing happens unless the test moves the clock
@@ -165,9 +165,13 @@ def test_run_sensor_missing_asset_fails(sandbox: MediaPocketSandbox) -> None:
 
 
 def test_task_deferred_import_path() -> None:
-    from airflow.sdk.exceptions import TaskDeferred as SdkTaskDeferred
+    """The TaskDeferred the tests catch is the one a real operator's ``defer`` raises, on every version."""
+    from airflow.providers.common.compat.sdk import BaseOperator
 
-    assert TaskDeferred is SdkTaskDeferred
+    from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger
+
+    with pytest.raises(TaskDeferred):
+        BaseOperator(task_id="t").defer(trigger=MediaPocketAssetTrigger(asset_id="1", end_time=0.0), method_name="done")
 
 
 def test_run_sensor_defers_then_completes(clock_sandbox: MediaPocketSandbox) -> None:

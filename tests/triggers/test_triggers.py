@@ -10,12 +10,12 @@ import time
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connection
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
+from tests._compat import capture_logs
 from tests.triggers._support import (
     RUN_SECONDS,
     add_connection,
@@ -186,7 +186,7 @@ def rebuild(classpath: str, kwargs: dict[str, Any]) -> Any:
 
 
 def test_run_trigger_serializes_to_plain_json_without_the_key(sandbox: MediaPocketSandbox) -> None:
-    from airflow.sdk.serde import deserialize, serialize
+    from tests._compat import deserialize, serialize
 
     trigger = run_trigger("asset-1", 7, watch={"messages_seen": 3}, hook_params={"retry_limit": 0, "timeout": 5.0})
     classpath, kwargs = trigger.serialize()
@@ -204,7 +204,7 @@ def test_run_trigger_serializes_to_plain_json_without_the_key(sandbox: MediaPock
 
 
 def test_asset_trigger_serializes_round_trip(sandbox: MediaPocketSandbox) -> None:
-    from airflow.sdk.serde import deserialize, serialize
+    from tests._compat import deserialize, serialize
 
     trigger = MediaPocketAssetTrigger(asset_id="a1", end_time=time.time() + 5, poll_interval=0.05,
                                       target_statuses=["open"], wait_for_media=False)
