@@ -55,11 +55,18 @@ def run_row(version: str) -> dict[str, object]:
             sink.flush()
             return subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, **kwargs).returncode  # type: ignore[call-overload]
 
+        # Airflow itself stays at the row's release while our extras are added (pip would otherwise be
+        # free to upgrade it to satisfy an optional provider's newer floor).
+        airflow_pins = row_dir / "airflow-pins.txt"
+        airflow_pins.write_text("".join(
+            line for line in constraints.read_text().splitlines(keepends=True)
+            if line.startswith(("apache-airflow==", "apache-airflow-core==", "apache-airflow-task-sdk=="))
+        ))
         steps = [
             [sys.executable, "-m", "venv", str(venv)],
             [*pip, "install", "--upgrade", "pip"],
             [*pip, "install", "-c", str(constraints), f"apache-airflow=={version}"],
-            [*pip, "install", "-e", f"{ROOT}[dev]"],
+            [*pip, "install", "-c", str(airflow_pins), "-e", f"{ROOT}[dev]"],
         ]
         for argv in steps:
             if step(argv) != 0:

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if not missing:
             break
         with ThreadPoolExecutor(16) as pool:
-            for name, cap in zip(missing, pool.map(lambda n: newest_before(n, cutoff), missing)):
+            for name, cap in zip(missing, pool.map(lambda n: newest_before(n, cutoff), missing), strict=True):
                 # A package first released after the cutoff keeps today's version: nothing older exists.
                 caps[name] = cap or pinned[name]
         pinned = resolve(spec, caps)
