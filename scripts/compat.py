@@ -80,7 +80,7 @@ def run_row(version: str) -> dict[str, object]:
             code = step([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider",
                          f"--junitxml={junit}", *TESTS], cwd=ROOT, env=env)
     text = out.read_text()
-    summary = re.findall(r"^=+ (.*) in [\d.]+s", text, re.MULTILINE)
+    summary = re.findall(r"^=* ?(\d+ (?:passed|failed|error).*) in [\d.]+s", text, re.MULTILINE)
     not_applicable = sorted(set(re.findall(r"^SKIPPED \[\d+\] (\S+): (needs Airflow .*)$", text, re.MULTILINE)))
     row.update(
         result="pass" if code == 0 else "fail",
