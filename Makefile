@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-smoke e2e e2e-ui e2e-distributed clean
+.PHONY: install demo test lint typecheck unit bench bench-smoke e2e e2e-ui e2e-distributed compat clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ e2e-ui: $(STAMP)
 	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet -e '.[dev,ui]'
 	$(PY) scripts/e2e_ui.py
 
+# The provider against the latest patch of Airflow 3.0, 3.1, 3.2 and 3.3, each in its own venv under
+# build/compat/ with the release's constraints (constraints/, rebuilt by scripts/compat_constraints.py):
+# hook, operator, sensor and trigger tests and the example DAGs under dag.test(). Two rows at a time.
+# Report in build/compat/report.json. About 15-20 minutes on two cores.
+compat:
+	$(PYTHON) scripts/compat.py
+
 # Benchmarks print ratios against baselines measured in the same run and write bench/results.json.
 # A missed target prints FAIL but does not fail the command; a crash does. `make bench` runs the full sizes
 # (including 5,000 waits on one triggerer, before and after, in one run): several minutes. `make bench-smoke`
@@ -68,4 +75,4 @@ bench-smoke: $(STAMP)
 	$(PY) bench/run.py --smoke
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build/compat
