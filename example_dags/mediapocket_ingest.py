@@ -92,7 +92,7 @@ FAILED_ACTION_COMMENT = (
 def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
     """The CreateAsset arguments of every manifest item; a malformed item fails the task at once (no retry,
     nothing sent) with an error naming ``manifest[i]`` and the field."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     try:
         items = validate_items(manifest, project_id, name="manifest")

@@ -40,7 +40,7 @@ def requires_airflow(version: str, why: str) -> pytest.MarkDecorator:
 
 class _Collect(logging.Handler):
     def __init__(self, entries: list[dict[str, Any]]) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.INFO)
         self.entries = entries
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -52,19 +52,20 @@ class _Collect(logging.Handler):
 
 @contextmanager
 def capture_logs() -> Iterator[list[dict[str, Any]]]:
-    """structlog's ``capture_logs`` that also takes the provider's standard-library records (on 3.3
-    Airflow's own lines, such as "Connection Retrieved", are not captured either), in the order logged."""
+    """structlog's ``capture_logs`` that also takes the provider's standard-library records at INFO and
+    above, in the order logged (on 3.3 neither DEBUG nor Airflow's own lines, such as "Connection
+    Retrieved", reach the capture either)."""
     with structlog.testing.capture_logs() as entries:
         handler = _Collect(entries)
-        ours = logging.getLogger()
-        previous = ours.level
-        ours.addHandler(handler)
-        ours.setLevel(logging.DEBUG)
+        root = logging.getLogger()
+        previous = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
         try:
             yield entries
         finally:
-            ours.removeHandler(handler)
-            ours.setLevel(previous)
+            root.removeHandler(handler)
+            root.setLevel(previous)
 
 
 def logged_lines(output: str, text: str = "") -> list[str]:

@@ -17,6 +17,7 @@ from airflow_provider_mediapocket.sandbox.pytest_plugin import sandbox_as_connec
 from airflow_provider_mediapocket.triggers.mediapocket import MediaPocketAssetTrigger, MediaPocketDagActionRunTrigger
 from tests._compat import capture_logs
 from tests.triggers._support import (
+    MEDIA_SECONDS,
     RUN_SECONDS,
     add_connection,
     calls,
@@ -49,24 +50,28 @@ def started(hook: MediaPocketHook, action: int = 1) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------ DAG action runs
 
 
-def test_run_success_logs_every_message_as_seen_and_sends_a_small_event(hook: MediaPocketHook) -> None:
-    asset_id, run_id = started(hook)
-    with capture_logs() as logs:
-        event = first_event(run_trigger(asset_id, run_id))
-    assert event == {
-        "status": "success", "asset_id": asset_id, "dag_action_run_id": run_id,
-        "message": f"Transcode run {run_id} on asset {asset_id} finished with status 'completed'",
-    }  # no run object, no messages: the "Trigger fired event" line prints the event whole
-    # Each message logged once, in order, as the polls saw it, with the message's own time.
-    assert logged_run_messages(logs, run_id) == [m.format(asset=asset_id) for m in ALL_MESSAGES]
-    run = hook.get_dag_action_run(asset_id, run_id)
-    lines = [e["event"] for e in logs if str(e["event"]).startswith(f"DAG action run {run_id}: ")]
-    assert lines == [f"DAG action run {run_id}: {m.message} (at {m.created_at})" for m in run.dag_action_run_messages]
-    # ... and before the run ended, not in one batch at the end (the first poll saw it running).
-    first_message = next(i for i, e in enumerate(logs) if str(e["event"]).startswith(f"DAG action run {run_id}"))
-    running = next(i for i, e in enumerate(logs) if "has status 'running'" in str(e["event"]))
-    assert first_message < running
-    json.dumps(event)  # plain JSON
+def test_run_success_logs_every_message_as_seen_and_sends_a_small_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run of 2 s, so that the first poll sees it running on every Airflow version (3.0's trigger takes
+    # longer than this module's 0.3 s runs to reach its first poll).
+    with sandbox_as_connection(monkeypatch, media_processing_seconds=MEDIA_SECONDS, dag_action_run_seconds=2.0):
+        hook = MediaPocketHook(retry_backoff=0.01)
+        asset_id, run_id = started(hook)
+        with capture_logs() as logs:
+            event = first_event(run_trigger(asset_id, run_id))
+        assert event == {
+            "status": "success", "asset_id": asset_id, "dag_action_run_id": run_id,
+            "message": f"Transcode run {run_id} on asset {asset_id} finished with status 'completed'",
+        }  # no run object, no messages: the "Trigger fired event" line prints the event whole
+        # Each message logged once, in order, as the polls saw it, with the message's own time.
+        assert logged_run_messages(logs, run_id) == [m.format(asset=asset_id) for m in ALL_MESSAGES]
+        run = hook.get_dag_action_run(asset_id, run_id)
+        lines = [e["event"] for e in logs if str(e["event"]).startswith(f"DAG action run {run_id}: ")]
+        assert lines == [f"DAG action run {run_id}: {m.message} (at {m.created_at})" for m in run.dag_action_run_messages]
+        # ... and before the run ended, not in one batch at the end (the first poll saw it running).
+        first_message = next(i for i, e in enumerate(logs) if str(e["event"]).startswith(f"DAG action run {run_id}"))
+        running = next(i for i, e in enumerate(logs) if "has status 'running'" in str(e["event"]))
+        assert first_message < running
+        json.dumps(event)  # plain JSON
 
 
 def test_run_trigger_logs_only_messages_the_task_has_not_logged(hook: MediaPocketHook) -> None:
