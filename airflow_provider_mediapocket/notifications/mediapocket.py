@@ -61,7 +61,10 @@ class MediaPocketNotifier(BaseNotifier):
         hook_params: dict[str, Any] | None = None,
         context: Any = None,
     ) -> None:
-        super().__init__(context=context)
+        if context is None:  # Airflow < 3.1's BaseNotifier takes no context
+            super().__init__()
+        else:
+            super().__init__(context=context)
         self.message = message
         self.asset_id = asset_id
         self.project_id = project_id
