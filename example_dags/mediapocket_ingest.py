@@ -17,7 +17,9 @@ picked up instead of created again, and task retries re-attach to what the faile
 
 **Downstream.** `create_asset` emits an Airflow asset event per asset, on `mediapocket://<host>/assets/<id>`
 and on the project's `mediapocket://<host>/projects/<id>` (through the asset alias `mediapocket_ingest`),
-so a DAG scheduled on the project runs after each ingest (see `mediapocket_project_downstream`). A DAG
+so a DAG scheduled on the project runs after each ingest (see `mediapocket_project_downstream`). A project
+that `ensure_project` creates gets one event from it first, so that the many `create_asset` tasks never
+name a project unknown to Airflow at the same moment (Airflow fails one of them on PostgreSQL then). A DAG
 action that fails for good leaves a comment on its asset in Media Pocket (`MediaPocketNotifier`); every
 task retries only what can succeed later (`MediaPocketRetryPolicy`: not a 404 or a rejected parameter).
 
@@ -41,6 +43,8 @@ from typing import Any
 
 from airflow.sdk import AssetAlias, Param, dag, task
 
+from airflow_provider_mediapocket.assets import create_asset as create_airflow_asset
+from airflow_provider_mediapocket.assets import host_of
 from airflow_provider_mediapocket.bulk import validate_items
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
@@ -126,14 +130,25 @@ def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
     },
 )
 def mediapocket_ingest() -> None:
-    @task
-    def ensure_project(params: dict[str, Any]) -> str:
-        """The project named ``project_title``, created on first use (idempotent)."""
+    @task(outlets=[INGEST_EVENTS])
+    def ensure_project(params: dict[str, Any], outlet_events: Any = None) -> str:
+        """The project named ``project_title``, created on first use (idempotent); a project it creates gets
+        its asset event here, once, before the mapped ``create_asset`` tasks name it."""
         hook = MediaPocketHook()
         for project in hook.list_projects():
             if project.title == params["project_title"]:
                 return project.id
-        return hook.create_project(params["project_title"], tags=["ingest"]).id
+        project = hook.create_project(params["project_title"], tags=["ingest"])
+        # Airflow (3.0-3.3) adds the asset row of a URI first named through an alias in the success update of the
+        # task naming it, with no guard against a second task doing the same at that moment: on PostgreSQL, mapped
+        # create_asset tasks naming this new project together failed one of them (UniqueViolation, no retry).
+        # Naming it here first leaves them an existing asset.
+        host = host_of(hook.get_settings().base_url)
+        outlet_events[INGEST_EVENTS].add(
+            create_airflow_asset(host=host, project_id=project.id),
+            extra={"project_id": project.id, "title": project.title, "status": "created"},
+        )
+        return project.id
 
     @task
     def manifest_items(project_id: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,25 @@ class Cluster:
             if len(tis) >= page["total_entries"] or not page["task_instances"]:
                 return tis
 
+    def going(self, run_id: str) -> Callable[[], None]:
+        """An ``alive`` check for a wait inside run ``run_id``: every process is up and the run has not ended.
+
+        A run that ended before what the scenario waits for (e.g. a task failed) fails the wait at once,
+        naming the task instances that did not succeed, instead of waiting out the timeout."""
+        assert self.deployment is not None
+        deployment = self.deployment
+
+        def check() -> None:
+            deployment.check_alive()
+            rows = self.query("SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", DAG_ID, run_id)
+            if rows and rows[0][0] in ("success", "failed"):
+                not_ok = sorted(f"{t['task_id']}[{t['map_index']}]={t['state']}"
+                                for t in self.task_instances(run_id) if t["state"] != "success")
+                raise DeploymentError(f"run {run_id} ended {rows[0][0]} before the scenario's step; "
+                                      f"not successful: {not_ok[:20]}")
+
+        return check
+
     # ------------------------------------------------------------------------------------------ checks
     def check_run(self, scenario: str, run_id: str, state: str, manifest: list[dict[str, Any]],
                   dead_job: int | None = None) -> dict[str, Any]:
@@ -366,7 +386,7 @@ def scenario_triggerer_kill(cluster: Cluster, args: argparse.Namespace) -> dict[
 
     dead_job, _ = wait_for(
         f"a triggerer holding {args.kill_at_triggers} DAG action run waits", busy_enough, args.run_timeout, 0.5,
-        cluster.deployment.check_alive)
+        cluster.going(run_id))
     victim = next(name for name, job in cluster.triggerer_job.items() if job == dead_job)
     survivor = next(n for n in TRIGGERERS if n != victim)
     live_job = cluster.triggerer_job[survivor]
@@ -429,7 +449,8 @@ def scenario_worker_kill(cluster: Cluster, args: argparse.Namespace) -> dict[str
     def first_asset() -> str | None:
         return next((a["id"] for a in sandbox.state.assets.values() if a.get("external_id") == first), None)
 
-    asset_id = wait_for(f"the asset of {first}", first_asset, args.run_timeout, 0.5, cluster.deployment.check_alive)
+    alive = cluster.going(run_id)
+    asset_id = wait_for(f"the asset of {first}", first_asset, args.run_timeout, 0.5, alive)
     # Applied at once, answered late: the start operator is held between its POST and its wait.
     sandbox.inject("slow", method="POST", path_prefix=f"/api/v2/assets/{asset_id}/dag_actions/",
                    delay=START_ANSWER_DELAY)
@@ -442,7 +463,6 @@ def scenario_worker_kill(cluster: Cluster, args: argparse.Namespace) -> dict[str
                and t.get("pid")]
         return tis[0] if tis else None
 
-    alive = cluster.deployment.check_alive
     ti = wait_for("a DAG action start in flight", start_in_flight, args.run_timeout, 0.5, alive)
     owner = next((name for name in WORKERS if ti["pid"] in descendants([cluster.proc(name).popen.pid])), None)
     if owner is None:

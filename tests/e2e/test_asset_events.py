@@ -94,6 +94,40 @@ def test_ingest_emits_one_event_per_asset_and_queues_the_project_downstream_dag(
     assert "s3cr3t" not in json.dumps(events)
 
 
+def test_a_project_created_by_ensure_project_is_named_once_before_the_mapped_creates(
+    dag_runner: DagRunner, airflow_env: dict[str, str], sandbox: MediaPocketSandbox
+) -> None:
+    # Airflow adds the asset row of a URI first named through an alias without guarding against a concurrent
+    # insert: mapped create_asset tasks naming a new project at once failed one task on PostgreSQL (seen in
+    # make e2e-distributed). The single ensure_project task must name a project it creates first.
+    result = dag_runner("mediapocket_ingest", conf={"manifest": ONE_ITEM, "project_title": "Brand new project"},
+                        extra_env=sandbox.airflow_connection_env())
+
+    assert result.state == "success", result.output_tail(150)
+    project_id = result.xcoms["ensure_project"]
+    project_uri = f"mediapocket://{host_of(sandbox.base_url)}/projects/{project_id}"
+    with _db(airflow_env) as db:
+        rows = db.execute(
+            "SELECT asset_event.source_task_id, asset_event.extra FROM asset_event JOIN asset "
+            "ON asset.id = asset_event.asset_id WHERE asset.uri = ? ORDER BY asset_event.id", (project_uri,),
+        ).fetchall()
+    tasks = [task_id for task_id, _ in rows]
+    assert tasks == ["ensure_project", "create_asset"], rows
+    first = json.loads(rows[0][1]) if isinstance(rows[0][1], str) else rows[0][1]
+    assert first == {"project_id": project_id, "title": "Brand new project", "status": "created"}
+
+    again = dag_runner("mediapocket_ingest", conf={"manifest": ONE_ITEM, "project_title": "Brand new project"},
+                       extra_env=sandbox.airflow_connection_env())
+    assert again.state == "success", again.output_tail(150)
+    assert again.xcoms["ensure_project"] == project_id
+    with _db(airflow_env) as db:
+        later = db.execute(
+            "SELECT asset_event.source_task_id FROM asset_event WHERE asset_event.source_run_id = ? "
+            "AND asset_event.source_task_id = 'ensure_project'", (str(again.run_id),),
+        ).fetchall()
+    assert later == [], "a project found, not created, is no change: no event"
+
+
 def test_failed_dag_action_comments_on_its_asset(
     dag_runner: DagRunner, sandbox: MediaPocketSandbox
 ) -> None:
