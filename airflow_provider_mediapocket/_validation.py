@@ -43,6 +43,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def exactly_one(**values: Any) -> str:
+    """The name of the one parameter given (neither None nor ``""``, e.g. a template that rendered empty);
+    an error naming all of them, with their values, when none or several are given."""
+    given = [name for name, value in values.items() if value not in (None, "")]
+    if len(given) != 1:
+        names = " and ".join(f"'{parameter(name)}'" for name in values)
+        got = ", ".join(f"{name}={_short(value)}" for name, value in values.items())
+        raise MediaPocketValidationError(f"Invalid parameters {names}: give exactly one (got {got})")
+    return given[0]
+
+
 def check_id(name: str, value: Any) -> str:
     """An id for a URL path: a non-empty string or a non-negative int, returned as a string."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.notifier import BaseNotifier
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
-from airflow_provider_mediapocket._validation import check_id
+from airflow_provider_mediapocket._validation import check_id, exactly_one
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 
 if TYPE_CHECKING:
@@ -73,18 +73,12 @@ class MediaPocketNotifier(BaseNotifier):
 
     def _target(self) -> tuple[str, str]:
         """``("assets" | "projects", id)`` after rendering; an error naming the parameter if invalid."""
-        has_asset = self.asset_id not in (None, "")
-        has_project = self.project_id not in (None, "")
-        if has_asset == has_project:
-            raise MediaPocketValidationError(
-                "Invalid parameters 'asset_id' and 'project_id': give exactly one "
-                f"(got asset_id={self.asset_id!r}, project_id={self.project_id!r})"
-            )
+        on_asset = exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id"
         if not isinstance(self.message, str) or not self.message.strip():
             raise MediaPocketValidationError(
                 f"Invalid parameter 'message': must be a non-empty string (got {self.message!r})"
             )
-        if has_asset:
+        if on_asset:
             return "assets", check_id("asset_id", self.asset_id)
         return "projects", check_id("project_id", self.project_id)
 

@@ -22,7 +22,7 @@ from airflow_provider_mediapocket._mixin import MediaPocketMixin, default_deferr
 from airflow_provider_mediapocket._recovery import matches
 from airflow_provider_mediapocket._redact import media_fingerprint, redact_url
 from airflow_provider_mediapocket._task_state import TaskState
-from airflow_provider_mediapocket._validation import check_id
+from airflow_provider_mediapocket._validation import check_id, exactly_one
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
     MediaPocketError,
@@ -449,9 +449,7 @@ class MediaPocketAddCommentOperator(_MediaPocketOperator):
         self.project_id = project_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        if (self.asset_id is None) == (self.project_id is None):
-            raise MediaPocketValidationError("Invalid parameters 'asset_id' and 'project_id': give exactly one")
-        on_asset = self.asset_id is not None
+        on_asset = exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id"
         target = check_id("asset_id" if on_asset else "project_id", self.asset_id if on_asset else self.project_id)
         call = (_api.create_asset_comment if on_asset else _api.create_project_comment)(target, self.comment)
         state = TaskState.of(context)
@@ -536,14 +534,7 @@ class MediaPocketStartDagActionOperator(ResumableJobMixin, _MediaPocketOperator)
     def _checked(self) -> str:
         """Validate the rendered parameters (no request); return the asset id."""
         asset_id = check_id("asset_id", self.asset_id)
-        has_id = self.dag_action_id not in (None, "")
-        has_name = self.dag_action_name not in (None, "")
-        if has_id == has_name:
-            raise MediaPocketValidationError(
-                "Invalid parameters 'dag_action_id' and 'dag_action_name': give exactly one "
-                f"(got dag_action_id={self.dag_action_id!r}, dag_action_name={self.dag_action_name!r})"
-            )
-        if has_id:
+        if exactly_one(dag_action_id=self.dag_action_id, dag_action_name=self.dag_action_name) == "dag_action_id":
             check_id("dag_action_id", self.dag_action_id)
         elif not isinstance(self.dag_action_name, str) or not self.dag_action_name.strip():
             raise MediaPocketValidationError(

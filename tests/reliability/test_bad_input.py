@@ -139,6 +139,9 @@ CASES = [
     Bad("comment-two-targets",
         lambda: MediaPocketAddCommentOperator(task_id="c", comment="hi", asset_id="A1", project_id="P1"),
         "project_id", "give exactly one"),
+    Bad("comment-both-targets-rendered-empty",
+        lambda: MediaPocketAddCommentOperator(task_id="c", comment="hi", asset_id="", project_id=""),
+        "asset_id", "give exactly one (got asset_id='', project_id='')"),
     # --- MediaPocketStartDagActionOperator -----------------------------------------------------------------------
     Bad("start-asset-id-empty", lambda: start(asset_id="{{ params.empty }}", dag_action_id=1), "asset_id",
         "must not be empty"),
