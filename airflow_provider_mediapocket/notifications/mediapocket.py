@@ -26,6 +26,7 @@ from airflow.providers.common.compat.notifier import BaseNotifier
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._validation import check_id, exactly_one
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
+from airflow_provider_mediapocket.hooks._api import ASSETS, PROJECTS, Kind
 
 if TYPE_CHECKING:
     from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
@@ -71,16 +72,14 @@ class MediaPocketNotifier(BaseNotifier):
         self.mediapocket_conn_id = mediapocket_conn_id
         self.hook_params = dict(hook_params or {})
 
-    def _target(self) -> tuple[str, str]:
-        """``("assets" | "projects", id)`` after rendering; an error naming the parameter if invalid."""
-        on_asset = exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id"
+    def _target(self) -> tuple[Kind[Any], str]:
+        """``(ASSETS | PROJECTS, id)`` after rendering; an error naming the parameter if invalid."""
+        kind = ASSETS if exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id" else PROJECTS
         if not isinstance(self.message, str) or not self.message.strip():
             raise MediaPocketValidationError(
                 f"Invalid parameter 'message': must be a non-empty string (got {self.message!r})"
             )
-        if on_asset:
-            return "assets", check_id("asset_id", self.asset_id)
-        return "projects", check_id("project_id", self.project_id)
+        return kind, check_id(kind.id_name, self.asset_id if kind is ASSETS else self.project_id)
 
     def _hook(self) -> MediaPocketHook:
         from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
@@ -94,7 +93,7 @@ class MediaPocketNotifier(BaseNotifier):
         """
         kind, target = self._target()
         with self._hook() as hook:
-            create = hook.create_asset_comment if kind == "assets" else hook.create_project_comment
+            create = hook.create_asset_comment if kind is ASSETS else hook.create_project_comment
             comment = create(target, self.message)
         self._posted(kind, target, comment)
 
@@ -106,14 +105,14 @@ class MediaPocketNotifier(BaseNotifier):
         kind, target = self._target()
         hook = self._hook()
         try:
-            create = hook.acreate_asset_comment if kind == "assets" else hook.acreate_project_comment
+            create = hook.acreate_asset_comment if kind is ASSETS else hook.acreate_project_comment
             comment = await create(target, self.message)
         finally:
             await hook.aclose()
         self._posted(kind, target, comment)
 
-    def _posted(self, kind: str, target: str, comment: Comment) -> None:
-        self.log.info("Commented on Media Pocket %s %s (comment %s)", kind[:-1], target, comment.id)
+    def _posted(self, kind: Kind[Any], target: str, comment: Comment) -> None:
+        self.log.info("Commented on Media Pocket %s %s (comment %s)", kind.noun, target, comment.id)
 
 
 #: The notifier under the name Airflow's own notifiers use for their function form, e.g. in a DAG's
