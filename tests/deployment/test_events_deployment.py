@@ -31,9 +31,12 @@ def test_event_driven_dag_in_a_real_deployment_with_a_triggerer_kill(tmp_path: P
         output, _ = proc.communicate(timeout=120)
         pytest.fail(f"{SCRIPT.name} did not finish in {TIMEOUT}s:\n{output[-20000:]}")
     tail = "\n".join(output.splitlines()[-150:])
-    assert proc.returncode == 0 and "RESULT: PASS" in output, tail
-    facts = json.loads(report_path.read_text())["facts"]
+    assert report_path.exists(), tail
+    document = json.loads(report_path.read_text())
+    assert proc.returncode == 0 and document["result"] == "PASS", tail
+    facts = document["facts"]
     assert facts["events_expected"] >= 9 and facts["events_missing"] == [] and facts["events_twice_unexplained"] == []
+    assert facts["events_unexpected"] == [] and facts["events_in_two_runs"] == []
     assert facts["actions_not_once"] == {} and facts["event_runs_failed"] == []
     assert facts["triggerer_killed"] and facts["leftover_processes"] == [], tail
     print(output[output.rfind("===== e2e events report"):])  # shown with `pytest -rP`
