@@ -41,7 +41,7 @@ e2e: $(STAMP)
 # throwaway dir), CeleryExecutor with two workers, two triggerers, scheduler, dag-processor, api-server.
 # mediapocket_ingest over 100 items with a triggerer SIGKILLed mid-wait, then over 2 items with a Celery
 # worker SIGKILLed between a start's POST and its wait. Report in build/e2e-distributed/report.json.
-# About 12-15 minutes on a loaded 2-core machine (724 s and 871 s measured).
+# About 10-15 minutes on a 2-core machine (578 s, 724 s and 871 s measured).
 # Installs the `distributed` extra (Celery provider, psycopg2, asyncpg) when missing, Airflow held at its
 # installed version.
 e2e-distributed: $(STAMP)
@@ -59,7 +59,7 @@ e2e-ui: $(STAMP)
 
 # The provider against the latest patch of Airflow 3.0, 3.1, 3.2 and 3.3, each in its own venv under
 # build/compat/ with the release's constraints (constraints/, rebuilt by scripts/compat_constraints.py):
-# hook, operator, sensor and trigger tests and the example DAGs under dag.test(). Two rows at a time.
+# hook, operator, sensor, trigger, notifier and asset tests and the example DAGs under dag.test(). Two rows at a time.
 # Report in build/compat/report.json. About 15-20 minutes on two cores.
 compat:
 	$(PYTHON) scripts/compat.py

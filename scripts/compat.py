@@ -4,9 +4,11 @@ Each row gets its own venv under ``build/compat/`` (inside the clone; nothing is
 ``apache-airflow==<version>`` installed with ``constraints/airflow-<version>-python<X.Y>.txt`` (the
 release's dependency set, see ``scripts/compat_constraints.py``), then this package with its ``dev``
 extra as a user adds a provider to a constrained install (pip upgrades only what our floors need).
-Then the hook, operator, sensor and trigger tests and the example DAGs under ``dag.test()`` run in
-it. Rows run two at a time (the CI machine has two cores). Tests of features a version lacks are
-marked ``requires_airflow`` and listed by name as not applicable, never counted as passes.
+Then the hook, operator, sensor, trigger, notifier and asset tests and the example DAGs under
+``dag.test()`` (``mediapocket_ingest`` with its asset events and the project-downstream DAG, and
+``mediapocket_dag_action``) run in it. Rows run two at a time (the CI machine has two cores). Tests of
+features a version lacks are marked ``requires_airflow`` and listed by name as not applicable, never
+counted as passes.
 Writes ``build/compat/report.json`` and exits non-zero if any row failed.
 """
 
@@ -27,8 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "compat"
 VERSIONS = ("3.0.6", "3.1.8", "3.2.2", "3.3.2")
-TESTS = ("tests/hooks", "tests/operators", "tests/sensors", "tests/triggers", "tests/test_provider_info.py",
-         "tests/e2e/test_example_dags.py")
+TESTS = ("tests/hooks", "tests/operators", "tests/sensors", "tests/triggers", "tests/notifications", "tests/assets",
+         "tests/test_provider_info.py", "tests/e2e/test_example_dags.py", "tests/e2e/test_asset_events.py")
+#: pip's cache, shared by the rows, inside the clone (pip would otherwise write to ~/.cache/pip).
+PIP_CACHE = BUILD / "pip-cache"
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -69,7 +73,7 @@ def run_row(version: str) -> dict[str, object]:
             [*pip, "install", "-c", str(airflow_pins), "-e", f"{ROOT}[dev]"],
         ]
         for argv in steps:
-            if step(argv) != 0:
+            if step(argv, env={**os.environ, "PIP_CACHE_DIR": str(PIP_CACHE)}) != 0:
                 row.update(result="error", detail=f"install failed: {' '.join(argv[-2:])}",
                            seconds=round(time.monotonic() - began))
                 return row
