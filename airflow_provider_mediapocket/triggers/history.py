@@ -26,7 +26,8 @@ How "each new event once" is kept (Airflow 3.3):
 Without shared streams (Airflow before 3.3, or :meth:`run` called directly) the trigger polls alone
 and writes the cursor right after each event is yielded; before 3.3 there is no ``asset_state_store``
 and the cursor lives in memory only: a triggerer restart starts again from ``start_from``, so events
-during the restart are missed (``"now"``) or fired again (``"beginning"``).
+during the restart are missed (``"now"``) or the whole feed fires again (``"beginning"``); the trigger
+logs a warning saying so when it starts.
 
 Failures never end the trigger (an event trigger that dies stops its DAG from being scheduled):
 transient ones (429, 5xx, timeouts, resets) are logged and polled again on the next tick; permanent ones
@@ -78,6 +79,11 @@ START_FROM_CHOICES = ("now", "beginning")
 MIN_INTERVAL = 0.01
 #: How often a permanent failure (bad key, feed not found, ...) is retried by default.
 DEFAULT_ERROR_RETRY_INTERVAL = 300.0
+#: What a cursor kept in memory costs when the trigger starts again from ``start_from``.
+IN_MEMORY_RESTART_COST: dict[str, str] = {
+    "now": "history events of the feed from while it was not running are never fired",
+    "beginning": "every wanted history event of the feed fires again",
+}
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -353,6 +359,14 @@ class MediaPocketHistoryEventTrigger(BaseEventTrigger):
 
     async def _first_cursor(self) -> int | None:
         """:meth:`_start_cursor`, retried until it succeeds (a failure must not end the trigger)."""
+        if self._store() is None:
+            # Said once per start, not per poll: the user must know that a restart repeats or loses events.
+            self.log.warning(
+                "The history cursor of %s is kept in memory only: this Airflow gives the trigger no "
+                "asset_state_store (Airflow 3.3 does). Whenever the trigger starts again (a triggerer restart, "
+                "or another triggerer taking it over) it begins again from start_from=%r: %s.",
+                self.feed, self.start_from, IN_MEMORY_RESTART_COST[self.start_from],
+            )
         key, hook = _shared.acquire(self.mediapocket_conn_id, self.hook_params, refresh_every=self.poll_interval)
         try:
             while True:

@@ -1,5 +1,8 @@
 """MediaPocketHistoryEventTrigger against the sandbox over loopback: new events once each, cursors,
-start_from, filtering, failures, and the shared poll driven by Airflow 3.3's own SharedStreamManager."""
+start_from, filtering, failures, and the shared poll driven by Airflow 3.3's own SharedStreamManager.
+
+The standalone poll without a cursor store (what Airflow before 3.3 runs) is tested on every version;
+the saved cursor (``asset_state_store``) and the shared poll only on 3.3, which has them."""
 
 from __future__ import annotations
 
@@ -10,22 +13,16 @@ from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
-from structlog.testing import capture_logs
 
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 from airflow_provider_mediapocket.models import HistoryEvent
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.triggers import history
 from airflow_provider_mediapocket.triggers.history import MediaPocketHistoryEventTrigger
-from tests._compat import requires_airflow
+from tests._compat import capture_logs, requires_airflow
 
-try:
-    from airflow.triggers.shared_stream import SharedStreamManager
-except ImportError:  # Airflow < 3.3: no shared streams, no asset_state_store
-    SharedStreamManager = None  # type: ignore[assignment,misc]
-
-# The cursor store and the shared poll are Airflow 3.3's; on older versions the trigger is not tested here.
-pytestmark = requires_airflow("3.3", "shared_stream_key and asset_state_store (the event trigger's cursor)")
+needs_store = requires_airflow("3.3", "asset_state_store (the event trigger's saved cursor)")
+needs_shared_streams = requires_airflow("3.3", "shared_stream_key and SharedStreamManager (the shared poll)")
 
 INGEST = "ASSET_FINISHED_INGEST"
 TIMEOUT = 10.0
@@ -92,6 +89,7 @@ def project(sb: MediaPocketSandbox) -> str:
 # ------------------------------------------------------------------------------------ standalone poll
 
 
+@needs_store
 def test_fires_each_new_wanted_event_once_then_resumes_from_the_saved_cursor(sandbox: MediaPocketSandbox) -> None:
     pid = project(sandbox)
     ingest(sandbox, pid, "before")  # before the first start: "now" leaves it out
@@ -137,10 +135,9 @@ def test_fires_each_new_wanted_event_once_then_resumes_from_the_saved_cursor(san
 def test_start_from_beginning_and_event_type_filter(sandbox: MediaPocketSandbox) -> None:
     pid = project(sandbox)
     asset = ingest(sandbox, pid, "old")
-    store = FakeAssetStore()
 
     async def scenario() -> None:
-        made = trigger(store, project_id=pid, start_from="beginning",
+        made = trigger(project_id=pid, start_from="beginning",
                        event_types="asset_added, ASSET_FINISHED_INGEST")
         events = made.run()
         got = await take(events, 2)
@@ -156,7 +153,7 @@ def test_asset_feed(sandbox: MediaPocketSandbox) -> None:
     asset = sandbox.state.add_asset(title="solo")["id"]
 
     async def scenario() -> None:
-        made = trigger(FakeAssetStore(), asset_id=asset, start_from="beginning")
+        made = trigger(asset_id=asset, start_from="beginning")
         events = made.run()
         sandbox.state.add_media(asset, "solo.mp4", processed=True)
         got = await take(events, 1)
@@ -172,7 +169,7 @@ def test_transient_failures_ride_out_and_permanent_ones_are_logged_and_retried_s
     pid = "later-project"  # not there yet: 404, a permanent failure until it is created
 
     async def scenario() -> list[dict[str, Any]]:
-        made = trigger(FakeAssetStore(), project_id=pid, start_from="beginning", error_retry_interval=0.4)
+        made = trigger(project_id=pid, start_from="beginning", error_retry_interval=0.4)
         events = made.run()
         pending = asyncio.ensure_future(events.__anext__())
         history = f"/api/v2/projects/{pid}/history"
@@ -192,6 +189,70 @@ def test_transient_failures_ride_out_and_permanent_ones_are_logged_and_retried_s
     assert any(e["log_level"] == "warning" and "Transient" in str(e["event"]) for e in logs)
     assert [r["status"] for r in requests].count(404) >= 2
     assert sandbox.api_key not in json.dumps(logs, default=str)
+
+
+IN_MEMORY = "kept in memory only"
+
+
+@pytest.mark.parametrize(("start_from", "cost"), [
+    ("now", "history events of the feed from while it was not running are never fired"),
+    ("beginning", "every wanted history event of the feed fires again"),
+], ids=["now", "beginning"])
+def test_without_asset_state_store_it_warns_once_that_the_cursor_is_in_memory_only(
+    sandbox: MediaPocketSandbox, start_from: str, cost: str
+) -> None:
+    """Airflow before 3.3 gives the trigger no ``asset_state_store`` (``None`` here, as a trigger run on
+    3.3 without a watched asset): one warning at start, even when the first read fails and is retried."""
+    pid = project(sandbox)
+    feed = f"/api/v2/projects/{pid}/history"
+    sandbox.inject("503", "503", path_prefix=feed)  # the first read fails (the hook retries once)
+
+    async def scenario() -> list[int]:
+        made = trigger(project_id=pid, start_from=start_from)
+        events = made.run()
+        pending = asyncio.ensure_future(events.__anext__())
+        await until(lambda: made._cursor is not None or start_from == "beginning")
+        asset = ingest(sandbox, pid, "one")
+        got = dict((await asyncio.wait_for(pending, TIMEOUT)).payload)
+        waiting = asyncio.ensure_future(events.__anext__())  # the polls go on: no warning for them
+        polled = len(sandbox.requests)
+        await until(lambda: len([r for r in sandbox.requests[polled:] if r.path.startswith(feed)]) >= 2)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await events.aclose()
+        assert got["asset_ids"] == [asset]
+        return [r.status for r in sandbox.requests if r.path.startswith(feed)]
+
+    with capture_logs() as logs:
+        statuses = asyncio.run(scenario())
+    assert statuses[:2] == [503, 503] and statuses[2:].count(200) >= 3  # a failed start, then reads
+    warned = [e for e in logs if IN_MEMORY in str(e["event"])]
+    assert [e["log_level"] for e in warned] == ["warning"]
+    assert str(warned[0]["event"]) == (
+        f"The history cursor of projects/{pid} is {IN_MEMORY}: this Airflow gives the trigger no "
+        f"asset_state_store (Airflow 3.3 does). Whenever the trigger starts again (a triggerer restart, or "
+        f"another triggerer taking it over) it begins again from start_from={start_from!r}: {cost}."
+    )
+
+
+@needs_store
+def test_with_asset_state_store_no_in_memory_warning(sandbox: MediaPocketSandbox) -> None:
+    pid = project(sandbox)
+    store = FakeAssetStore()
+
+    async def scenario() -> None:
+        made = trigger(store, project_id=pid)
+        events = made.run()
+        pending = asyncio.ensure_future(events.__anext__())
+        await until(lambda: made.cursor_key() in store.data)
+        ingest(sandbox, pid, "one")
+        await asyncio.wait_for(pending, TIMEOUT)
+        await events.aclose()
+
+    with capture_logs() as logs:
+        asyncio.run(scenario())
+    assert any("Following" in str(e["event"]) for e in logs)  # the start was logged, and captured
+    assert not [e for e in logs if IN_MEMORY in str(e["event"])]
 
 
 def test_validation_before_any_request() -> None:
@@ -223,6 +284,8 @@ class Runner:
     subscribe, filter, bind each event to the raw one, and confirm persistence when told to."""
 
     def __init__(self) -> None:
+        from airflow.triggers.shared_stream import SharedStreamManager  # Airflow 3.3+
+
         self.manager = SharedStreamManager(ack_timeout=30)
         self.fired: dict[int, list[dict[str, Any]]] = {}
         self.unconfirmed: list[int] = []
@@ -259,6 +322,7 @@ class Runner:
         return [f["asset_ids"] for f in self.fired[trigger_id]]
 
 
+@needs_shared_streams
 def test_shared_poll_one_poll_each_watcher_its_events_cursor_after_persistence(
     sandbox: MediaPocketSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -300,6 +364,7 @@ def test_shared_poll_one_poll_each_watcher_its_events_cursor_after_persistence(
     assert len(polls) == 1  # one poll fed both watchers
 
 
+@needs_shared_streams
 def test_shared_poll_unpersisted_events_fire_again_after_a_restart_persisted_ones_do_not(
     sandbox: MediaPocketSandbox,
 ) -> None:
@@ -332,6 +397,7 @@ def test_shared_poll_unpersisted_events_fire_again_after_a_restart_persisted_one
     asyncio.run(scenario())
 
 
+@needs_shared_streams
 def test_shared_poll_late_watcher_behind_the_stream_catches_up_without_repeats(sandbox: MediaPocketSandbox) -> None:
     pid = project(sandbox)
     early_store, late_store = FakeAssetStore(), FakeAssetStore()
@@ -356,6 +422,7 @@ def test_shared_poll_late_watcher_behind_the_stream_catches_up_without_repeats(s
     asyncio.run(scenario())
 
 
+@needs_shared_streams
 def test_shared_filter_skips_a_gap_asks_for_a_reread_and_takes_the_events_in_feed_order() -> None:
     """A watcher whose cursor is behind the first event it is sent (it joined a running poll late) must
     not take that event: it asks the poll to read again from its cursor and takes the events in order."""
@@ -384,6 +451,7 @@ def test_shared_filter_skips_a_gap_asks_for_a_reread_and_takes_the_events_in_fee
     assert [w for w in sent if made in w.owed] == [sent[1], sent[2], sent[3]]  # cursor writes owed in order
 
 
+@needs_store
 def test_one_trigger_for_several_watched_assets_keeps_the_cursor_in_each() -> None:
     """Airflow runs one trigger for identical watchers of several assets: every asset keeps the cursor,
     and the furthest one wins (an asset added later has none yet)."""
