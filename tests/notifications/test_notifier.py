@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 import structlog
-from airflow.sdk.definitions.callback import AsyncCallback, SyncCallback
 
 from airflow_provider_mediapocket import get_provider_info
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.notifications.mediapocket import MediaPocketNotifier
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
+from tests._compat import requires_airflow
 
 PATH = "airflow_provider_mediapocket.notifications.mediapocket.MediaPocketNotifier"
 
@@ -59,7 +59,9 @@ def test_bad_parameters_fail_before_any_request(
     assert len(sandbox.requests) == before
 
 
+@requires_airflow("3.2", "deadline AsyncCallbacks (airflow.sdk.definitions.callback, CallbackTrigger)")
 def test_as_a_deadline_async_callback_on_the_triggerer(sandbox: MediaPocketSandbox) -> None:
+    from airflow.sdk.definitions.callback import AsyncCallback
     from airflow.triggers.callback import CallbackTrigger
 
     asset = MediaPocketHook().create_asset("Late")
@@ -73,7 +75,9 @@ def test_as_a_deadline_async_callback_on_the_triggerer(sandbox: MediaPocketSandb
     assert comments(sandbox, "Asset", asset.id) == ["Deadline missed"]
 
 
+@requires_airflow("3.3", "deadline SyncCallbacks run by the executor (callback_supervisor)")
 def test_as_a_deadline_sync_callback_on_an_executor(sandbox: MediaPocketSandbox) -> None:
+    from airflow.sdk.definitions.callback import SyncCallback
     from airflow.sdk.execution_time.callback_supervisor import execute_callback
 
     asset = MediaPocketHook().create_asset("Late too")
