@@ -84,16 +84,15 @@ def host_of(base_url: str) -> str:
 
 
 def _target(asset_id: Any, project_id: Any) -> tuple[str, str]:
-    """The URI's path segment (the API's, ``Kind.segment``) and the checked id."""
-    from airflow_provider_mediapocket.hooks._api import ASSETS, PROJECTS
-
+    """The URI's path segment (one of :data:`KINDS`) and the checked id."""
     if (asset_id is None) == (project_id is None):
         raise ValueError("Give exactly one of asset_id and project_id")
-    kind, value = (ASSETS, asset_id) if asset_id is not None else (PROJECTS, project_id)
+    name, kind, value = ("asset_id", "assets", asset_id) if asset_id is not None else ("project_id", "projects",
+                                                                                      project_id)
     text = str(value).strip()
     if not text or "/" in text:
-        raise ValueError(f"Invalid {kind.noun} id {value!r}: must be a non-empty id without '/'")
-    return kind.segment, text
+        raise ValueError(f"Invalid {name} {value!r}: must be a non-empty id without '/'")
+    return kind, text
 
 
 def asset_uri(host: str, *, asset_id: Any = None, project_id: Any = None) -> str:

@@ -24,13 +24,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.notifier import BaseNotifier
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
+from airflow_provider_mediapocket._lazy import lazy_module
 from airflow_provider_mediapocket._validation import check_id, exactly_one
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
-from airflow_provider_mediapocket.hooks._api import ASSETS, PROJECTS, Kind
 
 if TYPE_CHECKING:
+    from airflow_provider_mediapocket.hooks import _api
+    from airflow_provider_mediapocket.hooks._api import Kind
     from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
     from airflow_provider_mediapocket.models import Comment
+else:  # the request builders load when the notifier runs, not when a DAG file is parsed
+    _api = lazy_module("airflow_provider_mediapocket.hooks._api")
 
 __all__ = ["MediaPocketNotifier", "send_mediapocket_comment"]
 
@@ -74,12 +78,13 @@ class MediaPocketNotifier(BaseNotifier):
 
     def _target(self) -> tuple[Kind[Any], str]:
         """``(ASSETS | PROJECTS, id)`` after rendering; an error naming the parameter if invalid."""
-        kind = ASSETS if exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id" else PROJECTS
+        on_asset = exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id"
+        kind = _api.ASSETS if on_asset else _api.PROJECTS
         if not isinstance(self.message, str) or not self.message.strip():
             raise MediaPocketValidationError(
                 f"Invalid parameter 'message': must be a non-empty string (got {self.message!r})"
             )
-        return kind, check_id(kind.id_name, self.asset_id if kind is ASSETS else self.project_id)
+        return kind, check_id(kind.id_name, self.asset_id if on_asset else self.project_id)
 
     def _hook(self) -> MediaPocketHook:
         from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
@@ -93,7 +98,7 @@ class MediaPocketNotifier(BaseNotifier):
         """
         kind, target = self._target()
         with self._hook() as hook:
-            create = hook.create_asset_comment if kind is ASSETS else hook.create_project_comment
+            create = hook.create_asset_comment if kind is _api.ASSETS else hook.create_project_comment
             comment = create(target, self.message)
         self._posted(kind, target, comment)
 
@@ -105,7 +110,7 @@ class MediaPocketNotifier(BaseNotifier):
         kind, target = self._target()
         hook = self._hook()
         try:
-            create = hook.acreate_asset_comment if kind is ASSETS else hook.acreate_project_comment
+            create = hook.acreate_asset_comment if kind is _api.ASSETS else hook.acreate_project_comment
             comment = await create(target, self.message)
         finally:
             await hook.aclose()

@@ -56,6 +56,8 @@ from airflow_provider_mediapocket.exceptions import TRANSIENT_ERRORS, MediaPocke
 from airflow_provider_mediapocket.waiting import normalise_statuses
 
 if TYPE_CHECKING:
+    from airflow_provider_mediapocket.hooks import _api
+    from airflow_provider_mediapocket.hooks._api import Kind
     from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
     from airflow_provider_mediapocket.models import HistoryEvent
     from airflow_provider_mediapocket.triggers import _shared
@@ -63,6 +65,7 @@ else:
     # A DAG file builds this trigger at every parse (in its AssetWatcher): the hook, its HTTP client and
     # the models are imported only when the trigger runs.
     _shared = lazy_module("airflow_provider_mediapocket.triggers._shared")
+    _api = lazy_module("airflow_provider_mediapocket.hooks._api")
 
 try:  # Airflow 3.3+: shared streams with persistence-gated advances
     from airflow.triggers.shared_stream import (  # type: ignore[import-not-found,unused-ignore]
@@ -114,13 +117,13 @@ def _positive(name: str, value: Any) -> float:
     return number
 
 
-async def fetch_after(hook: MediaPocketHook, kind: str, item_id: str, after: int | None) -> list[HistoryEvent]:
+async def fetch_after(hook: MediaPocketHook, kind: Kind[Any], item_id: str, after: int | None) -> list[HistoryEvent]:
     """The feed's events newer than event id ``after`` (all of them for ``None``), oldest first.
 
     The feed is newest first and pages back in time, so this reads from the newest page down to the
     first event at or below ``after``.
     """
-    get_page = hook.aget_project_history if kind == "projects" else hook.aget_asset_history
+    get_page = hook.aget_project_history if kind is _api.PROJECTS else hook.aget_asset_history
     newer: list[HistoryEvent] = []
     cursor: str | int | None = "0"
     while cursor is not None:
@@ -136,9 +139,9 @@ async def fetch_after(hook: MediaPocketHook, kind: str, item_id: str, after: int
     return newer
 
 
-async def newest_id(hook: MediaPocketHook, kind: str, item_id: str) -> int:
+async def newest_id(hook: MediaPocketHook, kind: Kind[Any], item_id: str) -> int:
     """The id of the feed's newest event (0 for an empty feed): where ``start_from="now"`` begins."""
-    get_page = hook.aget_project_history if kind == "projects" else hook.aget_asset_history
+    get_page = hook.aget_project_history if kind is _api.PROJECTS else hook.aget_asset_history
     page = await get_page(item_id)
     return max((_event_id(event) for event in page.results), default=0)
 
@@ -278,8 +281,9 @@ class MediaPocketHistoryEventTrigger(BaseEventTrigger):
         self._asked: int | Literal["never"] | None = "never"
 
     @property
-    def kind(self) -> str:
-        return "projects" if self.project_id is not None else "assets"
+    def kind(self) -> Kind[Any]:
+        """What the followed feed belongs to: ``PROJECTS`` or ``ASSETS``."""
+        return _api.PROJECTS if self.project_id is not None else _api.ASSETS
 
     @property
     def item_id(self) -> str:
@@ -288,7 +292,7 @@ class MediaPocketHistoryEventTrigger(BaseEventTrigger):
     @property
     def feed(self) -> str:
         """``projects/<id>`` or ``assets/<id>``: the feed this trigger follows."""
-        return f"{self.kind}/{self.item_id}"
+        return f"{self.kind.segment}/{self.item_id}"
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -437,7 +441,7 @@ class MediaPocketHistoryEventTrigger(BaseEventTrigger):
             return None
         return (
             "mediapocket-history", self.mediapocket_conn_id, json.dumps(self.hook_params, sort_keys=True, default=str),
-            self.kind, self.item_id, self.poll_interval, self.error_retry_interval,
+            self.kind.segment, self.item_id, self.poll_interval, self.error_retry_interval,
         )
 
     @classmethod

@@ -66,7 +66,7 @@ def test_factory_names_the_asset_by_its_uri() -> None:
     assert asset.name == asset.uri
     with pytest.raises(ValueError, match="exactly one of asset_id and project_id"):
         create_asset(host="h", asset_id="1", project_id="2")
-    with pytest.raises(ValueError, match="Invalid asset id"):
+    with pytest.raises(ValueError, match="Invalid asset_id"):
         asset_uri("h", asset_id="a/b")
 
 
