@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow_provider_mediapocket._metadata import METADATA, metadata_of
 from airflow_provider_mediapocket._recovery import has_media
+from airflow_provider_mediapocket._transport import ApiCall
 from airflow_provider_mediapocket._validation import parameters_of
 from airflow_provider_mediapocket.exceptions import (
     TRANSIENT_ERRORS,
@@ -32,7 +33,7 @@ from airflow_provider_mediapocket.exceptions import (
 )
 from airflow_provider_mediapocket.hooks import _api
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
-from airflow_provider_mediapocket.models import Asset
+from airflow_provider_mediapocket.models import Asset, MediaFromUrl
 
 ITEM_FIELDS = frozenset({*METADATA, "file_url", "filename"})
 # An unclear outcome: the request may or may not have been applied.
@@ -57,14 +58,34 @@ class ItemResult:
         return asdict(self)
 
 
-def validate_items(items: Any, project_id: Any = None, *, name: str = "items") -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class CheckedItem:
+    """An item as :func:`validate_items` checked it, with the requests checking it built: the ones sent.
+
+    ``create`` makes the asset (in ``project_id`` with its media in the same call, or on its own).
+    ``media`` is the media of an asset made on its own (None in a project): the request adding it needs
+    the asset's id, so it is built from this (already validated) media once the create has answered.
+    """
+
+    item: dict[str, Any]
+    project_id: str | None
+    create: ApiCall[Asset]
+    media: MediaFromUrl | None
+
+    @property
+    def external_id(self) -> str:
+        return str(self.item["external_id"])
+
+
+def validate_items(items: Any, project_id: Any = None, *, name: str = "items") -> list[CheckedItem]:
     """Check every item before anything is sent; errors name the item and the parameter
-    (``<name>[<index>].<field>``, ``name`` being what the caller calls the list, e.g. a DAG's param)."""
+    (``<name>[<index>].<field>``, ``name`` being what the caller calls the list, e.g. a DAG's param).
+    Each item comes back with the requests that checking it built, for :func:`ingest` to send."""
     if isinstance(items, Mapping) or not isinstance(items, Iterable) or isinstance(items, (str, bytes)):
         raise MediaPocketValidationError(
             f"Invalid parameter '{name}': must be a list of dicts (got {type(items).__name__})"
         )
-    checked: list[dict[str, Any]] = []
+    checked: list[CheckedItem] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         where = f"{name}[{index}]"
@@ -80,19 +101,21 @@ def validate_items(items: Any, project_id: Any = None, *, name: str = "items") -
         for required in ("title", "file_url", "external_id"):
             if item.get(required) in (None, ""):
                 raise MediaPocketValidationError(f"Invalid parameter '{where}.{required}': is required")
+        media = None
         with parameters_of(where):
             if project_id is not None:
-                _api.create_project_asset(project_id, **item)
+                create = _api.create_project_asset(project_id, **item)
             else:
-                _api.create_asset(**metadata_of(item))
-                _api.media_from_url(item["file_url"], item.get("filename"))
+                create = _api.create_asset(**metadata_of(item))
+                media = _api.media_from_url(item["file_url"], item.get("filename"))
         external_id = str(item["external_id"])
         if external_id in seen:
             raise MediaPocketValidationError(
                 f"Invalid parameter '{where}.external_id': {external_id!r} repeats {name}[{seen[external_id]}]"
             )
         seen[external_id] = index
-        checked.append(dict(item))
+        project = None if project_id is None else str(project_id)
+        checked.append(CheckedItem(dict(item), project, create, media))
     return checked
 
 
@@ -124,20 +147,19 @@ class _ProjectIndex:
 
 async def ingest(
     hook: MediaPocketHook,
-    items: list[dict[str, Any]],
+    items: Sequence[CheckedItem],
     *,
-    project_id: str | None = None,
     max_concurrency: int = 16,
     done: Mapping[str, str] | None = None,
     attempts: int = 8,
     pending: Mapping[str, str] | None = None,
     on_progress: Callable[[ItemResult], None] | None = None,
 ) -> list[ItemResult]:
-    """Create the assets of ``items`` (validated) with their media, at most ``max_concurrency`` at a time.
+    """Create the assets of ``items`` with their media, at most ``max_concurrency`` at a time.
 
     :param hook: the hook whose async client sends the requests.
-    :param items: validated items (see :func:`validate_items`).
-    :param project_id: create the assets in this project (media in the same call), or None.
+    :param items: the items as :func:`validate_items` checked them: each is created (in its project, if
+        it was checked with one) by the requests checking it built.
     :param max_concurrency: requests in flight at once.
     :param done: external ids already handled (by an earlier try) -> asset ids: they are skipped.
     :param attempts: sends of one create at most.
@@ -149,7 +171,7 @@ async def ingest(
     Returns one result per item, in the items' order. Failed items are reported, never dropped.
     """
     semaphore = asyncio.Semaphore(max_concurrency)
-    index = _ProjectIndex(hook, project_id) if project_id is not None else None
+    indexes: dict[str, _ProjectIndex] = {}
     done = dict(done or {})
     pending = dict(pending or {})
 
@@ -158,15 +180,20 @@ async def ingest(
             on_progress(result)
         return result
 
-    async def one(item: dict[str, Any]) -> ItemResult:
-        external_id = str(item["external_id"])
+    def index_of(project_id: str) -> _ProjectIndex:
+        if project_id not in indexes:
+            indexes[project_id] = _ProjectIndex(hook, project_id)
+        return indexes[project_id]
+
+    async def one(checked: CheckedItem) -> ItemResult:
+        external_id = checked.external_id
         if external_id in done:
             return ItemResult(external_id, done[external_id], "existing")
         async with semaphore:
             try:
-                if index is not None:
-                    return report(await _in_project(hook, index, item, attempts))
-                return report(await _standalone(hook, item, attempts, pending.get(external_id), report))
+                if checked.project_id is not None:
+                    return report(await _in_project(hook, index_of(checked.project_id), checked, attempts))
+                return report(await _standalone(hook, checked, attempts, pending.get(external_id), report))
             except MediaPocketError as exc:
                 asset_id = getattr(exc, "created_asset_id", None)
                 return report(ItemResult(external_id, asset_id, "failed", str(exc)))
@@ -179,12 +206,12 @@ async def _reuse(hook: MediaPocketHook, asset: Asset, item: dict[str, Any]) -> A
     return await hook.areuse_asset(asset, file_url=item.get("file_url"), filename=item.get("filename"))
 
 
-async def _in_project(hook: MediaPocketHook, index: _ProjectIndex, item: dict[str, Any], attempts: int) -> ItemResult:
-    external_id = str(item["external_id"])
+async def _in_project(hook: MediaPocketHook, index: _ProjectIndex, checked: CheckedItem, attempts: int) -> ItemResult:
+    external_id, item = checked.external_id, checked.item
     for attempt in range(attempts):
         sent_at = time.monotonic()
         try:
-            asset = await hook.acreate_project_asset(index.project_id, **item)
+            asset = await hook.arun(checked.create)
             return ItemResult(external_id, asset.id, "created")
         except MediaPocketValidationError as exc:
             if EXTERNAL_ID_TAKEN not in (exc.server_message or "").lower():
@@ -206,18 +233,18 @@ async def _in_project(hook: MediaPocketHook, index: _ProjectIndex, item: dict[st
 
 async def _standalone(
     hook: MediaPocketHook,
-    item: dict[str, Any],
+    checked: CheckedItem,
     attempts: int,
     resume_id: str | None,
     report: Callable[[ItemResult], ItemResult],
 ) -> ItemResult:
     """Without a project there is no lookup by external_id: a lost create answer is reported, not guessed."""
-    external_id = str(item["external_id"])
+    external_id, item = checked.external_id, checked.item
     if resume_id is not None:  # an earlier try created the asset; its media may be missing
         asset = await _reuse(hook, await hook.aget_asset(resume_id), item)
         return ItemResult(external_id, asset.id, "created")
     try:
-        asset = await hook.acreate_asset(**metadata_of(item))
+        asset = await hook.arun(checked.create)
     except MediaPocketValidationError as exc:
         if EXTERNAL_ID_TAKEN in (exc.server_message or "").lower():
             raise MediaPocketOperationError(
@@ -226,9 +253,11 @@ async def _standalone(
             ) from exc
         raise
     report(ItemResult(external_id, asset.id, "pending"))
+    assert checked.media is not None  # an item made on its own was checked with its media (file_url is required)
+    add_media = _api.put_media(asset.id, checked.media)
     for attempt in range(attempts):
         try:
-            await hook.aadd_media(asset.id, item["file_url"], item.get("filename"))
+            await hook.arun(add_media)
             return ItemResult(external_id, asset.id, "created")
         except UNCLEAR:
             if attempt == attempts - 1:

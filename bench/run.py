@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow_home"))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # a thousand triggers log a lot at INFO
 
-from airflow_provider_mediapocket.bulk import ingest  # noqa: E402
+from airflow_provider_mediapocket.bulk import ingest, validate_items  # noqa: E402
 from airflow_provider_mediapocket.hooks import _api  # noqa: E402
 from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook  # noqa: E402
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox  # noqa: E402
@@ -129,7 +129,7 @@ def bench_bulk(size: int, concurrency: int, latency: float) -> None:
         async def ours(batch: list[dict[str, Any]]) -> None:
             async_hook = MediaPocketHook()
             try:
-                results = await ingest(async_hook, batch, project_id=project, max_concurrency=concurrency)
+                results = await ingest(async_hook, validate_items(batch, project), max_concurrency=concurrency)
                 assert all(r.status == "created" for r in results), results[:3]
             finally:
                 await async_hook.aclose()

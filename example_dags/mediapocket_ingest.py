@@ -102,7 +102,7 @@ def checked_manifest(manifest: Any, project_id: str) -> list[dict[str, Any]]:
         items = validate_items(manifest, project_id, name="manifest")
     except MediaPocketValidationError as exc:
         raise AirflowFailException(str(exc)) from None
-    return [{**item, "tags": item.get("tags") or [], "project_id": project_id} for item in items]
+    return [{**checked.item, "tags": checked.item.get("tags") or [], "project_id": project_id} for checked in items]
 
 
 @dag(

@@ -755,8 +755,8 @@ class MediaPocketBulkIngestOperator(_MediaPocketOperator):
         async def run() -> list[Any]:
             alarm.install()
             try:
-                return await ingest(self.hook, items, project_id=project_id, max_concurrency=self.max_concurrency,
-                                    done=done, pending=pending, on_progress=on_progress)
+                return await ingest(self.hook, items, max_concurrency=self.max_concurrency, done=done,
+                                    pending=pending, on_progress=on_progress)
             finally:
                 alarm.uninstall()
                 await self.hook.aclose()

@@ -7,6 +7,7 @@ raising ``AirflowTaskTimeout``), or let "someone else" act at that very moment.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowTaskTimeout
 
+from airflow_provider_mediapocket._transport import ApiCall
+from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 
 Match = Callable[[str, str], bool]
@@ -25,6 +28,11 @@ Match = Callable[[str, str], bool]
 def is_request(method: str, path: str) -> Match:
     """Matches requests with this method and exactly this path."""
     return lambda m, p: m == method and p.rstrip("/") == path
+
+
+def is_request_to(method: str, pattern: str) -> Match:
+    """Matches requests with this method and a path matching the regex ``pattern`` (ids vary)."""
+    return lambda m, p: m == method and re.fullmatch(pattern, p.rstrip("/")) is not None
 
 
 class Kill:
@@ -108,18 +116,20 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str =
         time.sleep(0.02)
 
 
-def die_on_call(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, nth: int) -> list[int]:
-    """Make the ``nth`` call of ``owner.name`` (an async hook method) raise ``AirflowTaskTimeout`` before
-    sending, as execution_timeout does. (A signal-raised exception is not used for async code: asyncio
-    swallows an exception a signal handler raises inside one of its callbacks.) Returns the live call count."""
-    original = getattr(owner, name)
+def die_on_send(monkeypatch: pytest.MonkeyPatch, match: Match, nth: int) -> list[int]:
+    """Make the hook's ``nth`` send (``MediaPocketHook.arun``) of a request that ``match``es raise
+    ``AirflowTaskTimeout`` before sending, as execution_timeout does. (A signal-raised exception is not used
+    for async code: asyncio swallows an exception a signal handler raises inside one of its callbacks.)
+    Returns the live count of matching sends."""
+    original = MediaPocketHook.arun
     calls = [0]
 
-    async def dying(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        if calls[0] == nth:
-            raise AirflowTaskTimeout("Timeout, PID: test")
-        return await original(self, *args, **kwargs)
+    async def dying(self: MediaPocketHook, call: ApiCall[Any], *args: Any, **kwargs: Any) -> Any:
+        if match(call.method, call.path):
+            calls[0] += 1
+            if calls[0] == nth:
+                raise AirflowTaskTimeout("Timeout, PID: test")
+        return await original(self, call, *args, **kwargs)
 
-    monkeypatch.setattr(owner, name, dying)
+    monkeypatch.setattr(MediaPocketHook, "arun", dying)
     return calls

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_mediapocket.exceptions import MediaPocketError, MediaPocketValidationError
+from airflow_provider_mediapocket.hooks import _api
 from airflow_provider_mediapocket.operators.mediapocket import MediaPocketBulkIngestOperator
 from airflow_provider_mediapocket.sandbox import FaultConfig, MediaPocketSandbox
 from tests.triggers._support import FakeStateStore, FakeTI, make_context
@@ -59,6 +60,29 @@ def test_retry_skips_created_items_and_rerun_reuses_them(mediapocket_sandbox: Me
     rerun = bulk(items=items(12), project_id=project).execute(make_context())  # a new DAG run, same manifest
     assert Counter(r["status"] for r in rerun) == {"existing": 10, "created": 2}
     assert len(ingested(mediapocket_sandbox, "bulk-")) == 12
+
+
+@pytest.mark.parametrize("in_project", [True, False], ids=["project", "standalone"])
+def test_each_request_is_built_once_and_the_built_one_is_sent(
+    mediapocket_sandbox: MediaPocketSandbox, monkeypatch: pytest.MonkeyPatch, in_project: bool
+) -> None:
+    """Checking the items builds (validates) their create bodies and media: those are what is sent,
+    not built a second time from the item's fields."""
+    built: Counter[str] = Counter()
+
+    def counted(name: str, build: Any) -> Any:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            built[name] += 1
+            return build(*args, **kwargs)
+        return spy
+
+    monkeypatch.setattr(_api, "body_of", counted("create body", _api.body_of))
+    monkeypatch.setattr(_api, "media_from_url", counted("media", _api.media_from_url))
+    project = mediapocket_sandbox.state.seed_project_id if in_project else None
+    result = bulk(items=items(5, f"once-{in_project}"), project_id=project).execute(make_context())
+    assert {r["status"] for r in result} == {"created"}
+    assert len(ingested(mediapocket_sandbox, f"once-{in_project}-")) == 5
+    assert built == {"create body": 5, "media": 5}
 
 
 def test_without_project_each_asset_gets_its_media(mediapocket_sandbox: MediaPocketSandbox) -> None:

@@ -16,14 +16,13 @@ import pytest
 from airflow.sdk.exceptions import AirflowTaskTimeout
 
 from airflow_provider_mediapocket.exceptions import MediaPocketOperationError
-from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook
 from airflow_provider_mediapocket.operators.mediapocket import (
     MediaPocketBulkIngestOperator,
     MediaPocketCreateAssetOperator,
 )
 from airflow_provider_mediapocket.sandbox import MediaPocketSandbox
 from airflow_provider_mediapocket.sandbox import server as sandbox_server
-from tests.reliability._helpers_kill import die_on_call, execution_timeout, is_request, on_request
+from tests.reliability._helpers_kill import die_on_send, execution_timeout, is_request, is_request_to, on_request
 from tests.triggers._support import FakeStateStore, make_context
 
 FAST = {"retry_backoff": 0.01}
@@ -128,7 +127,7 @@ def test_bulk_killed_half_way_keeps_its_progress(
     kwargs: dict[str, Any] = {"task_id": "b", "items": manifest(30, "kill"), "max_concurrency": 1,
                               "hook_params": FAST}
     with monkeypatch.context() as patch:
-        die_on_call(patch, MediaPocketHook, "acreate_asset", nth=17)
+        die_on_send(patch, is_request("POST", "/api/v2/assets"), nth=17)
         with pytest.raises(AirflowTaskTimeout):
             MediaPocketBulkIngestOperator(**kwargs).execute(make_context(store))
     assert len(store.get("mediapocket_bulk_created")) == 16
@@ -146,7 +145,7 @@ def test_bulk_killed_between_asset_and_media_resumes_the_asset(
     kwargs: dict[str, Any] = {"task_id": "b", "items": manifest(5, "half"), "max_concurrency": 1,
                               "hook_params": FAST}
     with monkeypatch.context() as patch:
-        die_on_call(patch, MediaPocketHook, "aadd_media", nth=3)
+        die_on_send(patch, is_request_to("POST", r"/api/v2/assets/[^/]+/media"), nth=3)
         with pytest.raises(AirflowTaskTimeout):
             MediaPocketBulkIngestOperator(**kwargs).execute(make_context(store))
     assert list(store.get("mediapocket_bulk_pending")) == ["half-002"]
@@ -164,7 +163,7 @@ def test_bulk_in_project_killed_with_creates_in_flight_finishes_exactly_once(
     kwargs: dict[str, Any] = {"task_id": "b", "items": manifest(30, "proj"), "project_id": project,
                               "max_concurrency": 8, "hook_params": FAST}
     with monkeypatch.context() as patch:
-        die_on_call(patch, MediaPocketHook, "acreate_project_asset", nth=16)
+        die_on_send(patch, is_request_to("POST", r"/api/v2/projects/[^/]+/assets"), nth=16)
         with pytest.raises(AirflowTaskTimeout):
             MediaPocketBulkIngestOperator(**kwargs).execute(make_context(store))
     saved = store.get("mediapocket_bulk_created")
