@@ -24,11 +24,14 @@ from tests.triggers._support import make_context
 
 
 def test_the_scheme_is_registered_with_handler_factory_and_converter() -> None:
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    try:  # where the Task SDK reads them (3.2+); before, Airflow's ProvidersManager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as Manager
+    except ImportError:
+        from airflow.providers_manager import ProvidersManager as Manager  # type: ignore[assignment,no-redef]
 
     (entry,) = get_provider_info()["asset-uris"]
     assert entry["schemes"] == ["mediapocket"]
-    manager = ProvidersManagerTaskRuntime()
+    manager = Manager()
     assert manager.asset_uri_handlers["mediapocket"].__name__ == "sanitize_uri"
     assert manager.asset_factories["mediapocket"] is create_asset
     assert manager.asset_to_openlineage_converters["mediapocket"] is convert_asset_to_openlineage
