@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from airflow_provider_mediapocket._redact import redact_url
 from airflow_provider_mediapocket._transport import AlreadyDone, ApiCall
-from airflow_provider_mediapocket._validation import invalid
+from airflow_provider_mediapocket._validation import exactly_one, invalid
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 from airflow_provider_mediapocket.hooks._run_listing import RunListing, decode_run_listing
 from airflow_provider_mediapocket.hooks._run_listing import (
@@ -230,6 +230,13 @@ def _comment_path(kind: Kind[Any], item_id: Any, comment_id: Any) -> str:
 
 def _get_comment(kind: Kind[Any], item_id: Any, comment_id: Any) -> ApiCall[Comment]:
     return ApiCall("GET", _comment_path(kind, item_id, comment_id), one("comment", Comment))
+
+
+def comment_target(asset_id: Any, project_id: Any) -> tuple[Kind[Any], str]:
+    """Where a comment goes: ``(ASSETS, id)`` or ``(PROJECTS, id)``. Exactly one of the two must be given
+    (one that rendered empty counts as not given); the id is checked under its parameter's name."""
+    kind = ASSETS if exactly_one(asset_id=asset_id, project_id=project_id) == "asset_id" else PROJECTS
+    return kind, check_id(kind.id_name, asset_id if kind is ASSETS else project_id)
 
 
 def _create_comment(kind: Kind[Any], item_id: Any, comment: Any) -> ApiCall[Comment]:

@@ -25,7 +25,6 @@ from airflow.providers.common.compat.notifier import BaseNotifier
 
 from airflow_provider_mediapocket import DEFAULT_CONN_ID
 from airflow_provider_mediapocket._lazy import lazy_module
-from airflow_provider_mediapocket._validation import check_id, exactly_one
 from airflow_provider_mediapocket.exceptions import MediaPocketValidationError
 
 if TYPE_CHECKING:
@@ -78,13 +77,12 @@ class MediaPocketNotifier(BaseNotifier):
 
     def _target(self) -> tuple[Kind[Any], str]:
         """``(ASSETS | PROJECTS, id)`` after rendering; an error naming the parameter if invalid."""
-        on_asset = exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id"
-        kind = _api.ASSETS if on_asset else _api.PROJECTS
+        target = _api.comment_target(self.asset_id, self.project_id)
         if not isinstance(self.message, str) or not self.message.strip():
             raise MediaPocketValidationError(
                 f"Invalid parameter 'message': must be a non-empty string (got {self.message!r})"
             )
-        return kind, check_id(kind.id_name, self.asset_id if on_asset else self.project_id)
+        return target
 
     def _hook(self) -> MediaPocketHook:
         from airflow_provider_mediapocket.hooks.mediapocket import MediaPocketHook

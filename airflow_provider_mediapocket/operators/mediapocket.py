@@ -449,8 +449,8 @@ class MediaPocketAddCommentOperator(_MediaPocketOperator):
         self.project_id = project_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        on_asset = exactly_one(asset_id=self.asset_id, project_id=self.project_id) == "asset_id"
-        target = check_id("asset_id" if on_asset else "project_id", self.asset_id if on_asset else self.project_id)
+        kind, target = _api.comment_target(self.asset_id, self.project_id)
+        on_asset = kind is _api.ASSETS
         call = (_api.create_asset_comment if on_asset else _api.create_project_comment)(target, self.comment)
         state = TaskState.of(context)
         stored = state.get(self.state_key)
@@ -464,7 +464,7 @@ class MediaPocketAddCommentOperator(_MediaPocketOperator):
             return matches(listing(target), sent_at, lambda c: c.message, self.comment, lambda c: c.updated_at)
 
         comment = self.create_once(
-            state, self.state_key, f"a comment on {'asset' if on_asset else 'project'} {target}",
+            state, self.state_key, f"a comment on {kind.noun} {target}",
             lambda: self.hook.run(call), find, lambda made: str(made.id),
         )
         return comment.to_xcom()
