@@ -117,13 +117,18 @@ def _positive(name: str, value: Any) -> float:
     return number
 
 
+def _page_reader(hook: MediaPocketHook, kind: Kind[Any]) -> Any:
+    """The hook method that reads one page of a project's or an asset's history feed."""
+    return hook.aget_project_history if kind is _api.PROJECTS else hook.aget_asset_history
+
+
 async def fetch_after(hook: MediaPocketHook, kind: Kind[Any], item_id: str, after: int | None) -> list[HistoryEvent]:
     """The feed's events newer than event id ``after`` (all of them for ``None``), oldest first.
 
     The feed is newest first and pages back in time, so this reads from the newest page down to the
     first event at or below ``after``.
     """
-    get_page = hook.aget_project_history if kind is _api.PROJECTS else hook.aget_asset_history
+    get_page = _page_reader(hook, kind)
     newer: list[HistoryEvent] = []
     cursor: str | int | None = "0"
     while cursor is not None:
@@ -141,7 +146,7 @@ async def fetch_after(hook: MediaPocketHook, kind: Kind[Any], item_id: str, afte
 
 async def newest_id(hook: MediaPocketHook, kind: Kind[Any], item_id: str) -> int:
     """The id of the feed's newest event (0 for an empty feed): where ``start_from="now"`` begins."""
-    get_page = hook.aget_project_history if kind is _api.PROJECTS else hook.aget_asset_history
+    get_page = _page_reader(hook, kind)
     page = await get_page(item_id)
     return max((_event_id(event) for event in page.results), default=0)
 
